@@ -1,0 +1,24 @@
+# Shared settings for the local scripts (sourced, never run). Everything stays under the repository
+# and on 127.0.0.1; nothing here names a registry host or holds a secret.
+set -euo pipefail
+
+HA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export HA_ROOT
+# One stack = one folder of state and one block of ports. The demo uses the defaults (Supabase's own
+# local ports); the test run uses its own folder and block so both can run side by side.
+export HA_STACK_DIR="${HA_STACK_DIR:-$HA_ROOT/.stack}"
+export HA_PORT_BASE="${HA_PORT_BASE:-54320}"
+export HA_API_PORT=$((HA_PORT_BASE + 1))      # gateway: /rest/v1 (PostgREST stand-in), /functions/v1
+export HA_DB_PORT=$((HA_PORT_BASE + 2))       # PostgreSQL 15
+export HA_SSH_PORT=$((HA_PORT_BASE + 5))      # OpenSSH with the clpctl stand-in (CloudPanel stand-in)
+export HA_MATOMO_PORT=$((HA_PORT_BASE + 6))   # Matomo stand-in
+export HA_EDGE_PORT=$((HA_PORT_BASE + 7))     # edge-runtime stand-in serving supabase/functions/*
+
+export PATH="$HA_ROOT/tools/node_modules/.bin:$PATH"
+NPM_CONFIG_REGISTRY="$(npm config get registry 2>/dev/null || true)"
+export NPM_CONFIG_REGISTRY
+# Deno 2.1.4 trusts only its bundled roots unless told; some networks re-sign TLS with a system CA.
+export DENO_TLS_CA_STORE="${DENO_TLS_CA_STORE:-system,mozilla}"
+export RUST_BACKTRACE=0 NO_COLOR=1
+
+ha_log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
