@@ -1,0 +1,148 @@
+// The database, through supabase-js RPCs to the migrations' functions (hosting_claim,
+// hosting_record_event, hosting_finish, hosting_peek). Answers are checked before use.
+
+import type { SupabaseClient } from "@supabase/supabase-js";
+import { z } from "zod";
+import { HostingError } from "../core/errors.ts";
+
+const siteRow = z.object({
+  site_id: z.string(),
+  domain: z.string(),
+  status_dns: z.string().nullable(),
+  status_hosting: z.string(),
+  attempt: z.number(),
+  site_user: z.string().nullable(),
+  doc_root: z.string().nullable(),
+  matomo_site_id: z.number().nullable(),
+  error: z.string().nullable(),
+  lease_until: z.string().nullable(),
+  next_attempt_at: z.string().nullable(),
+  updated_at: z.string().nullable(),
+  due: z.enum(["provision", "analytics"]).nullable(),
+});
+export type SiteRow = z.infer<typeof siteRow>;
+
+const job = z.object({
+  kind: z.enum(["provision", "analytics"]),
+  site_id: z.string(),
+  domain: z.string(),
+  attempt: z.number(),
+  claim_token: z.string(),
+  lease_until: z.string(),
+  site_user: z.string().nullable(),
+  doc_root: z.string().nullable(),
+  matomo_site_id: z.number().nullable(),
+});
+export type Job = z.infer<typeof job>;
+
+const claimAnswer = z.object({ claimed: z.array(job), site: siteRow.nullable() });
+const peekAnswer = z.object({ due: z.array(siteRow), site: siteRow.nullable() });
+const finishAnswer = z.object({ applied: z.boolean() });
+const eventAnswer = z.number();
+
+export interface StepEvent {
+  siteId: string;
+  attempt: number;
+  step: string;
+  outcome: "ok" | "warning" | "error" | "skipped";
+  code?: string;
+  message?: string;
+  durationMs?: number;
+}
+
+export interface Finish {
+  siteId: string;
+  claimToken: string;
+  status: "active" | "pending" | "failed";
+  siteUser?: string;
+  docRoot?: string;
+  matomoSiteId?: number;
+  errorCode?: string;
+  errorMessage?: string;
+  nextAttemptAt?: Date;
+  durationMs: number;
+  eventCode?: string;
+}
+
+export interface ClaimLimits {
+  maxConcurrent: number;
+  leaseSeconds: number;
+  maxAttempts: number;
+  analyticsLeaseSeconds: number;
+}
+
+export interface HostingStore {
+  claim(siteId: string | undefined, limit: number): Promise<z.infer<typeof claimAnswer>>;
+  recordEvent(event: StepEvent): Promise<void>;
+  finish(finish: Finish): Promise<{ applied: boolean }>;
+  peek(siteId: string | undefined, limit: number): Promise<z.infer<typeof peekAnswer>>;
+}
+
+export function createSupabaseStore(
+  client: SupabaseClient,
+  limits: ClaimLimits,
+  timeoutMs: number,
+): HostingStore {
+  async function call<T>(fn: string, args: Record<string, unknown>, shape: z.ZodType<T>) {
+    let answer;
+    try {
+      answer = await client.rpc(fn, args).abortSignal(AbortSignal.timeout(timeoutMs));
+    } catch (error) {
+      throw new HostingError("DATABASE_ERROR", `${fn}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    if (answer.error) {
+      const { code, message } = answer.error;
+      throw new HostingError("DATABASE_ERROR", `${fn}: ${code ? `${code} ` : ""}${message}`, {
+        cause: answer.error,
+      });
+    }
+    const parsed = shape.safeParse(answer.data);
+    if (!parsed.success) {
+      throw new HostingError("DATABASE_ERROR", `${fn}: unexpected answer shape`, {
+        cause: parsed.error,
+      });
+    }
+    return parsed.data;
+  }
+
+  return {
+    claim: (siteId, limit) =>
+      call("hosting_claim", {
+        p_site_id: siteId ?? null,
+        p_limit: limit,
+        p_max_concurrent: limits.maxConcurrent,
+        p_lease_seconds: limits.leaseSeconds,
+        p_max_attempts: limits.maxAttempts,
+        p_analytics_lease_seconds: limits.analyticsLeaseSeconds,
+      }, claimAnswer),
+    recordEvent: async (event) => {
+      await call("hosting_record_event", {
+        p_site_id: event.siteId,
+        p_attempt: event.attempt,
+        p_step: event.step,
+        p_outcome: event.outcome,
+        p_code: event.code ?? null,
+        p_message: event.message ?? null,
+        p_duration_ms: event.durationMs === undefined ? null : Math.round(event.durationMs),
+      }, eventAnswer);
+    },
+    finish: (finish) =>
+      call("hosting_finish", {
+        p_site_id: finish.siteId,
+        p_claim_token: finish.claimToken,
+        p_status: finish.status,
+        p_site_user: finish.siteUser ?? null,
+        p_doc_root: finish.docRoot ?? null,
+        p_matomo_site_id: finish.matomoSiteId ?? null,
+        p_error_code: finish.errorCode ?? null,
+        p_error_message: finish.errorMessage ?? null,
+        p_next_attempt_at: finish.nextAttemptAt?.toISOString() ?? null,
+        p_duration_ms: Math.round(finish.durationMs),
+        p_event_code: finish.eventCode ?? null,
+      }, finishAnswer),
+    peek: (siteId, limit) =>
+      call("hosting_peek", { p_site_id: siteId ?? null, p_limit: limit }, peekAnswer),
+  };
+}

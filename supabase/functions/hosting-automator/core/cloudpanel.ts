@@ -1,0 +1,268 @@
+// CloudPanel in one place: the exact remote commands (every value quoted) and the one table that
+// turns what a command printed and returned into an outcome (reference/cloudpanel.md §A2–A5).
+
+import { type ErrorCode, HostingError, type Step } from "./errors.ts";
+
+/** What a remote command gave back. `code` is null when it ended by a signal. */
+export interface ExecResult {
+  code: number | null;
+  signal?: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A command to run on the server: `line` is what the shell gets; `shown` has secrets as ***. */
+export interface RemoteCommand {
+  verb: Verb;
+  line: string;
+  shown: string;
+}
+
+export type Verb =
+  | "site:add:static"
+  | "lets-encrypt:install:certificate"
+  | "site:delete"
+  | "inventory"
+  | "doc-root-check";
+
+/** POSIX single-quoting: the value reaches the program as one argument, whatever it holds. */
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+/** A non-root SSH user runs everything through `sudo -n` (never prompts; fails instead). */
+function asUser(line: string, sshUser: string): string {
+  return sshUser === "root" ? line : `sudo -n ${line}`;
+}
+
+function build(
+  verb: Verb,
+  parts: Array<string | { option: string; value: string; secret?: boolean }>,
+  sshUser: string,
+): RemoteCommand {
+  const render = (hide: boolean) =>
+    parts.map((part) =>
+      typeof part === "string"
+        ? part
+        : `--${part.option}=${part.secret && hide ? "***" : shellQuote(part.value)}`
+    ).join(" ");
+  return { verb, line: asUser(render(false), sshUser), shown: asUser(render(true), sshUser) };
+}
+
+export function addStaticSite(
+  domain: string,
+  siteUser: string,
+  password: string,
+  sshUser: string,
+): RemoteCommand {
+  return build("site:add:static", [
+    "clpctl",
+    "site:add:static",
+    { option: "domainName", value: domain },
+    { option: "siteUser", value: siteUser },
+    { option: "siteUserPassword", value: password, secret: true },
+  ], sshUser);
+}
+
+export function installCertificate(domain: string, sshUser: string): RemoteCommand {
+  return build("lets-encrypt:install:certificate", [
+    "clpctl",
+    "lets-encrypt:install:certificate",
+    { option: "domainName", value: domain },
+  ], sshUser);
+}
+
+/** Deprovisioning only; `--force` because without a TTY clpctl would otherwise do nothing. */
+export function deleteSite(domain: string, sshUser: string): RemoteCommand {
+  return build(
+    "site:delete",
+    ["clpctl", "site:delete", { option: "domainName", value: domain }, "--force"],
+    sshUser,
+  );
+}
+
+/** CloudPanel's own inventory (read-only): where the site lives and who owns it. */
+export const INVENTORY_PATH = "/home/clp/htdocs/app/data/db.sq3";
+
+/** The panel rows for the domain and its www/apex twin (CloudPanel treats them as one site). */
+export function inventoryLookup(domain: string, sshUser: string): RemoteCommand {
+  const twin = domain.startsWith("www.") ? domain.slice(4) : `www.${domain}`;
+  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+  const sql = `select domain_name, user, root_directory from site where domain_name in ` +
+    `(${literal(domain)}, ${literal(twin)})`;
+  const line = asUser(`sqlite3 -readonly -json ${INVENTORY_PATH} ${shellQuote(sql)}`, sshUser);
+  return { verb: "inventory", line, shown: line };
+}
+
+export function docRootCheck(docRoot: string, sshUser: string): RemoteCommand {
+  const line = asUser(`test -d ${shellQuote(docRoot)}`, sshUser);
+  return { verb: "doc-root-check", line, shown: line };
+}
+
+/** `/home/{siteUser}/htdocs/{rootDirectory}`; for a static site rootDirectory is the domain. */
+export function docRootFor(siteUser: string, rootDirectory: string): string {
+  return `/home/${siteUser}/htdocs/${rootDirectory}`;
+}
+
+export interface InventoryRow {
+  domain_name: string;
+  user: string;
+  root_directory: string;
+}
+
+/** sqlite3 -json prints nothing for no rows, else a JSON array of objects. */
+export function parseInventory(result: ExecResult): InventoryRow[] | HostingError {
+  const failure = classify("inventory", result);
+  if (failure.kind === "failed") return failure.error;
+  const text = result.stdout.trim();
+  if (text === "") return [];
+  try {
+    const rows = JSON.parse(text);
+    if (
+      Array.isArray(rows) &&
+      rows.every((row) =>
+        typeof row?.domain_name === "string" && typeof row?.user === "string" &&
+        typeof row?.root_directory === "string"
+      )
+    ) return rows as InventoryRow[];
+  } catch { /* reported below */ }
+  return new HostingError(
+    "INVENTORY_UNAVAILABLE",
+    `unexpected answer from the CloudPanel inventory: ${text.slice(0, 200)}`,
+    { step: "site" },
+  );
+}
+
+export type Outcome =
+  | { kind: "created" }
+  | { kind: "exists" }
+  | { kind: "certificate_installed" }
+  | { kind: "deleted" }
+  | { kind: "not_found" }
+  | { kind: "ok" }
+  | { kind: "failed"; error: HostingError };
+
+type SuccessKind = Exclude<Outcome, { kind: "failed" }>["kind"];
+
+interface Rule {
+  verbs: readonly Verb[] | "any";
+  /** Matched against stdout + stderr (clpctl writes its errors to stdout, §A5). */
+  when: (text: string, result: ExecResult) => boolean;
+  /** Either a success kind or the code of the failure. */
+  then: { kind: SuccessKind } | { error: ErrorCode };
+}
+
+const line = (pattern: string) => new RegExp(`^${pattern}$`, "m");
+const has = (pattern: RegExp) => (text: string) => pattern.test(text);
+const exitZero = (pattern: RegExp) => (text: string, r: ExecResult) =>
+  r.code === 0 && pattern.test(text);
+const ADD: readonly Verb[] = ["site:add:static"];
+const CERT: readonly Verb[] = ["lets-encrypt:install:certificate"];
+const DELETE: readonly Verb[] = ["site:delete"];
+
+/**
+ * The classification table, first match wins. Texts are CloudPanel's own (reference §A4, §A5),
+ * sudo's and the shell's. Anything unmatched is CLPCTL_FAILED (retried, then failed).
+ */
+export const RULES: readonly Rule[] = [
+  {
+    verbs: "any",
+    when: (t, r) => r.code === 127 || /command not found/.test(t),
+    then: { error: "CLPCTL_NOT_FOUND" },
+  },
+  {
+    verbs: "any",
+    when: has(
+      /^sudo: (a password is required|a terminal is required)|is not in the sudoers file|is not allowed to (run|execute)/m,
+    ),
+    then: { error: "SUDO_REFUSED" },
+  },
+  { verbs: ADD, when: exitZero(/^Site \S+ has been added\.$/m), then: { kind: "created" } },
+  // The domain (or its www/apex twin) is already a site: adopt it after checking the inventory.
+  // It can come with a siteUser line (the same user exists too); the domain line decides.
+  {
+    verbs: ADD,
+    when: has(line("domainName: This value already exists\\.")),
+    then: { kind: "exists" },
+  },
+  {
+    verbs: ADD,
+    when: has(line("siteUser: This value already exists\\.")),
+    then: { error: "SITE_USER_CONFLICT" },
+  },
+  {
+    verbs: ADD,
+    when: has(
+      /^(domainName|siteUser|siteUserPassword): |^The "--[\w-]+" option (requires a value|does not exist)\.$/m,
+    ),
+    then: { error: "INVALID_INPUT" },
+  },
+  // site:* and certificates resolve the domain with the Public Suffix List, downloaded each time (§A1).
+  {
+    verbs: "any",
+    when: has(/cURL error \d+: .*publicsuffix\.org/),
+    then: { error: "CLOUDPANEL_NETWORK" },
+  },
+  {
+    verbs: CERT,
+    when: exitZero(/^Certificate installation was successful\.$/m),
+    then: { kind: "certificate_installed" },
+  },
+  {
+    verbs: CERT,
+    when: has(/rateLimited|too many (new )?(certificates|orders|failed authorizations)/i),
+    then: { error: "RATE_LIMITED" },
+  },
+  { verbs: CERT, when: has(/Domain could not be validated/), then: { error: "DNS_NOT_READY" } },
+  {
+    verbs: CERT,
+    when: has(
+      /An error occurred while (registering an account|requesting an order)|cURL error \d+/,
+    ),
+    then: { error: "LETS_ENCRYPT_UNAVAILABLE" },
+  },
+  { verbs: CERT, when: has(line('Site ".*" does not exist\\.')), then: { error: "SITE_MISSING" } },
+  { verbs: DELETE, when: exitZero(/^Site \S+ has been deleted\.$/m), then: { kind: "deleted" } },
+  { verbs: DELETE, when: has(line('Site ".*" does not exist\\.')), then: { kind: "not_found" } },
+  { verbs: ["inventory", "doc-root-check"], when: (_t, r) => r.code === 0, then: { kind: "ok" } },
+  { verbs: ["doc-root-check"], when: (_t, r) => r.code === 1, then: { error: "DOC_ROOT_MISSING" } },
+  {
+    verbs: ["inventory"],
+    when: has(/unable to open database|no such table|no such column/),
+    then: { error: "INVENTORY_UNAVAILABLE" },
+  },
+];
+
+const STEP_OF: Record<Verb, Step> = {
+  "site:add:static": "site",
+  "lets-encrypt:install:certificate": "certificate",
+  "site:delete": "site",
+  inventory: "site",
+  "doc-root-check": "site",
+};
+
+/** What a command's output means. Pure: the same output always gives the same outcome. */
+export function classify(verb: Verb, result: ExecResult): Outcome {
+  const text = `${result.stdout}\n${result.stderr}`;
+  for (const rule of RULES) {
+    if (rule.verbs !== "any" && !rule.verbs.includes(verb)) continue;
+    if (!rule.when(text, result)) continue;
+    if ("kind" in rule.then) return { kind: rule.then.kind } as Outcome;
+    return { kind: "failed", error: commandError(rule.then.error, verb, result) };
+  }
+  return { kind: "failed", error: commandError("CLPCTL_FAILED", verb, result) };
+}
+
+/** The error for a failed command: its code, the command, how it ended, and the first output lines. */
+function commandError(code: ErrorCode, verb: Verb, result: ExecResult): HostingError {
+  const ended = result.code === null
+    ? `ended by signal ${result.signal ?? "unknown"}`
+    : `exit ${result.code}`;
+  const output = `${result.stdout.trim()}\n${result.stderr.trim()}`.trim().split("\n")
+    .filter((l) => l.trim() !== "").slice(0, 6).join(" | ");
+  return new HostingError(
+    code,
+    `${verb} failed (${ended})${output ? `: ${output.slice(0, 800)}` : ""}`,
+    { step: STEP_OF[verb] },
+  );
+}

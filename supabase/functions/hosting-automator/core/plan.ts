@@ -1,0 +1,75 @@
+// Dry runs: the commands and Matomo calls a real run would make for a site, secrets shown as ***.
+// Built from the same command and request builders the real run uses.
+
+import {
+  addStaticSite,
+  docRootCheck,
+  docRootFor,
+  installCertificate,
+  inventoryLookup,
+} from "./cloudpanel.ts";
+import { validateDomain } from "./domain.ts";
+import { addSiteRequest, describeRequest, lookupRequest } from "./matomo.ts";
+import { deriveSiteUser } from "./site_user.ts";
+
+export interface PlannedSite {
+  site_id: string;
+  domain: string;
+  work: "provision" | "analytics";
+  site_user: string | null;
+  doc_root: string | null;
+  commands: string[];
+  matomo_calls: Array<{ method: string; url: string; body: string; when: string }>;
+  error: { code: string; message: string } | null;
+}
+
+export interface PlanInput {
+  site_id: string;
+  domain: string;
+  due: "provision" | "analytics" | null;
+  matomo_site_id: number | null;
+}
+
+export function planSite(
+  site: PlanInput,
+  sshUser: string,
+  matomoUrl: string,
+): PlannedSite {
+  const work = site.due ?? "provision";
+  const plan: PlannedSite = {
+    site_id: site.site_id,
+    domain: site.domain,
+    work,
+    site_user: null,
+    doc_root: null,
+    commands: [],
+    matomo_calls: [],
+    error: null,
+  };
+  const domain = validateDomain(site.domain);
+  if (!domain.ok) {
+    plan.error = { code: domain.error.code, message: domain.error.message };
+    return plan;
+  }
+  if (work === "provision") {
+    plan.site_user = deriveSiteUser(site.domain);
+    plan.doc_root = docRootFor(plan.site_user, site.domain);
+    plan.commands = [
+      addStaticSite(site.domain, plan.site_user, "***", sshUser).shown,
+      `${inventoryLookup(site.domain, sshUser).shown}   # only if the site already exists`,
+      docRootCheck(plan.doc_root, sshUser).shown,
+      installCertificate(site.domain, sshUser).shown,
+    ];
+  }
+  if (site.matomo_site_id === null) {
+    // The token is never used here: the description masks it anyway.
+    plan.matomo_calls = [
+      { ...describeRequest(lookupRequest(matomoUrl, "***", site.domain)), when: "always" },
+      {
+        ...describeRequest(addSiteRequest(matomoUrl, "***", site.domain)),
+        when: "only if the lookup finds no site",
+      },
+    ];
+  }
+  return plan;
+}

@@ -1,0 +1,37 @@
+// Removes secrets from any text before it reaches a row, an event, a log line or an answer.
+
+const PRIVATE_KEY_BLOCK =
+  /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
+const MASK = "***";
+// Shorter values would mask ordinary words; settings validation rejects such secrets anyway.
+const MIN_SECRET_LENGTH = 6;
+
+export interface Redactor {
+  (text: string): string;
+  /** Adds a secret learnt at run time (e.g. a generated site user password). */
+  add(secret: string | undefined): void;
+}
+
+export function createRedactor(secrets: Iterable<string | undefined> = []): Redactor {
+  const known = new Set<string>();
+  const redact = ((text: string) => {
+    let out = text.replace(PRIVATE_KEY_BLOCK, MASK);
+    // Longest first, so a secret that contains another is masked whole.
+    for (const secret of [...known].sort((a, b) => b.length - a.length)) {
+      out = out.replaceAll(secret, MASK);
+    }
+    return out;
+  }) as Redactor;
+  redact.add = (secret) => {
+    if (secret === undefined) return;
+    for (const variant of [secret, secret.trim(), encodeURIComponent(secret)]) {
+      if (variant.length >= MIN_SECRET_LENGTH) known.add(variant);
+    }
+    // A multi-line secret (a private key) also leaks line by line.
+    for (const line of secret.split(/\r?\n|\\n/)) {
+      if (line.trim().length >= 16) known.add(line.trim());
+    }
+  };
+  for (const secret of secrets) redact.add(secret);
+  return redact;
+}
