@@ -313,9 +313,10 @@ export async function provisionSite(
 ): Promise<SiteResult> {
   const warnings: Issue[] = [];
   const reached: Step[] = [];
+  let placement: Placement | undefined;
   try {
     reached.push("site");
-    const placement = await placeSite(ctx, job, warnings);
+    placement = await placeSite(ctx, job, warnings);
     reached.push("certificate");
     await issueCertificate(ctx, job);
     reached.push("analytics");
@@ -342,7 +343,7 @@ export async function provisionSite(
         await note(ctx, job, later, "skipped", error.code, "not run: an earlier step failed", 0);
       }
     }
-    return await fail(ctx, job, claimedAt, error, warnings);
+    return await fail(ctx, job, claimedAt, error, warnings, placement);
   }
 }
 
@@ -352,13 +353,18 @@ async function fail(
   claimedAt: number,
   error: HostingError,
   warnings: Issue[],
+  placement?: Placement,
 ): Promise<SiteResult> {
   const next = afterFailure(error, job.attempt, ctx.retry, ctx.now());
   const message = ctx.redact(error.message);
   let status: SiteResult["status"] = next.status;
   try {
+    // A site that exists on the server keeps its user and document root on the row even while
+    // the certificate waits for DNS.
     const applied = await finish(ctx, job, claimedAt, {
       status: next.status,
+      siteUser: placement?.siteUser,
+      docRoot: placement?.docRoot,
       errorCode: error.code,
       errorMessage: message,
       nextAttemptAt: next.status === "pending" ? next.nextAttemptAt : undefined,
@@ -370,6 +376,7 @@ async function fail(
   }
   return result(job, claimedAt, ctx, {
     status,
+    doc_root: placement?.docRoot ?? job.doc_root,
     warnings,
     error: { code: error.code, message },
     next_attempt_at: next.status === "pending" ? next.nextAttemptAt.toISOString() : null,
