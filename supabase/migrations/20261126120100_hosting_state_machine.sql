@@ -22,6 +22,18 @@ as $$
   end
 $$;
 
+-- Since when a row's work has been due: the order in which claims, sweeps and dry runs take
+-- sites (never tried first, then the longest waiting).
+create or replace function public.hosting_due_since(s public.sites)
+returns timestamptz
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(s.hosting_next_attempt_at, s.hosting_lease_until, s.hosting_updated_at,
+                  '-infinity'::timestamptz)
+$$;
+
 -- The row as the function sees it (no claim token: that only travels with a claim).
 create or replace function public.hosting_site_json(s public.sites)
 returns jsonb
@@ -121,7 +133,7 @@ begin
     select s.id, s.status_hosting as was
     from public.sites s
     where public.hosting_due_work(s) = 'provision' and (p_site_id is null or s.id = p_site_id)
-    order by coalesce(s.hosting_next_attempt_at, '-infinity'::timestamptz), s.hosting_updated_at nulls first, s.id
+    order by public.hosting_due_since(s), s.id
     limit v_room
     for update of s skip locked
   ), claimed as (
@@ -154,7 +166,7 @@ begin
     select s.id
     from public.sites s
     where public.hosting_due_work(s) = 'analytics' and (p_site_id is null or s.id = p_site_id)
-    order by coalesce(s.hosting_next_attempt_at, '-infinity'::timestamptz), s.id
+    order by public.hosting_due_since(s), s.id
     limit p_limit
     for update of s skip locked
   ), claimed as (
@@ -276,7 +288,7 @@ as $$
         select public.hosting_site_json(s) as j
         from public.sites s
         where public.hosting_due_work(s) is not null and (p_site_id is null or s.id = p_site_id)
-        order by coalesce(s.hosting_next_attempt_at, '-infinity'::timestamptz), s.id
+        order by public.hosting_due_since(s), s.id
         limit greatest(p_limit, 0)
       ) d), '[]'::jsonb),
     'site', (select public.hosting_site_json(s) from public.sites s where s.id = p_site_id))
@@ -345,13 +357,15 @@ begin
 end
 $$;
 
-revoke execute on function public.hosting_due_work(public.sites), public.hosting_site_json(public.sites),
+revoke execute on function public.hosting_due_work(public.sites), public.hosting_due_since(public.sites),
+  public.hosting_site_json(public.sites),
   public.hosting_record_event(uuid, integer, text, text, text, text, integer),
   public.hosting_claim(uuid, integer, integer, integer, integer, integer),
   public.hosting_finish(uuid, uuid, text, text, text, integer, text, text, timestamptz, integer, text),
   public.hosting_peek(uuid, integer), public.hosting_on_reset(), public.hosting_retry(text)
   from public, anon, authenticated;
-grant execute on function public.hosting_due_work(public.sites), public.hosting_site_json(public.sites),
+grant execute on function public.hosting_due_work(public.sites), public.hosting_due_since(public.sites),
+  public.hosting_site_json(public.sites),
   public.hosting_record_event(uuid, integer, text, text, text, text, integer),
   public.hosting_claim(uuid, integer, integer, integer, integer, integer),
   public.hosting_finish(uuid, uuid, text, text, text, integer, text, text, timestamptz, integer, text),

@@ -108,7 +108,7 @@ begin
   for v_site_id in
     select s.id from public.sites s
     where public.hosting_due_work(s) is not null
-    order by coalesce(s.hosting_next_attempt_at, '-infinity'::timestamptz), s.id
+    order by public.hosting_due_since(s), s.id
     limit greatest(p_limit, 0)
   loop
     exit when not public.hosting_dispatch(v_site_id, 'sweep');

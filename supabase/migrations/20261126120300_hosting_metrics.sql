@@ -2,7 +2,8 @@
 --   auto_share              share of active sites that got there with no manual step (no 'reset' event)
 --   claim_to_active_*_s     seconds from the claim to 'active', for the attempt that made a site active
 --   cli_success_rate        CloudPanel commands (site and certificate steps) that did their job
---   matomo_error_rate       Matomo registrations that failed (the site still went active)
+--   matomo_error_rate       Matomo registrations that failed (the site still went active); a
+--                           warning (e.g. duplicate sites for one URL) is not an API error
 -- A rate is null while there is nothing to divide.
 create or replace view public.hosting_metrics
 with (security_invoker = true)
@@ -41,7 +42,7 @@ select
   (select round(avg(case when c.outcome = 'error' then 0.0 else 1.0 end), 4) from cli c)
     as cli_success_rate,
   (select count(*) from cli) as cli_commands,
-  (select round(avg(case when m.outcome = 'ok' then 0.0 else 1.0 end), 4) from matomo m)
+  (select round(avg(case when m.outcome = 'error' then 1.0 else 0.0 end), 4) from matomo m)
     as matomo_error_rate,
   (select count(*) from matomo) as matomo_calls;
 
