@@ -165,6 +165,12 @@ const DELETE: readonly Verb[] = ["site:delete"];
  * sudo's and the shell's. Anything unmatched is CLPCTL_FAILED (retried, then failed).
  */
 export const RULES: readonly Rule[] = [
+  // A read-only check whose tool is missing says so; everything else missing is clpctl itself.
+  {
+    verbs: ["inventory"],
+    when: (t, r) => r.code === 127 || /command not found/.test(t),
+    then: { error: "INVENTORY_UNAVAILABLE" },
+  },
   {
     verbs: "any",
     when: (t, r) => r.code === 127 || /command not found/.test(t),
@@ -193,7 +199,7 @@ export const RULES: readonly Rule[] = [
   {
     verbs: ADD,
     when: has(
-      /^(domainName|siteUser|siteUserPassword): |^The "--[\w-]+" option (requires a value|does not exist)\.$/m,
+      /^(domainName|siteUser|siteUserPassword): |^\s*The "--[\w-]+" option (requires a value|does not exist)\.\s*$/m,
     ),
     then: { error: "INVALID_INPUT" },
   },
@@ -210,7 +216,9 @@ export const RULES: readonly Rule[] = [
   },
   {
     verbs: CERT,
-    when: has(/rateLimited|too many (new )?(certificates|orders|failed authorizations)/i),
+    when: has(
+      /rateLimited|\b429 Too Many Requests\b|too many (new )?(certificates|orders|failed authorizations)/i,
+    ),
     then: { error: "RATE_LIMITED" },
   },
   { verbs: CERT, when: has(/Domain could not be validated/), then: { error: "DNS_NOT_READY" } },

@@ -150,7 +150,7 @@ export function loadSettings(env: Env): LoadedSettings {
       tuning[name] = fallback;
       continue;
     }
-    const n = Number(raw.trim());
+    const n = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
     if (!Number.isInteger(n) || n < min || n > max) {
       problems.push(`${name}: must be a whole number from ${min} to ${max}`);
     } else tuning[name] = n;

@@ -21,9 +21,10 @@ export function withDeadline<T>(
       settled = true;
       try {
         onExpire?.();
-      } finally {
-        reject(onTimeout());
+      } catch {
+        // Cancelling is best effort: a throwing hook must not become an uncaught timer error.
       }
+      reject(onTimeout());
     }, ms);
     work.then(
       (value) => {

@@ -26,12 +26,13 @@ export function createLogger(
   now: () => Date = () => new Date(),
 ): Logger {
   return (level, event, fields = {}) => {
-    const record: Record<string, unknown> = { ts: now().toISOString(), level, event };
-    for (const [key, value] of Object.entries(fields)) {
-      if (value === undefined) continue;
-      record[key] = typeof value === "string" ? redact(value) : value;
-    }
-    // Strings are redacted one by one above; the whole line once more catches nested values.
-    write(redact(JSON.stringify(record)));
+    const record = { ts: now().toISOString(), level, event, ...fields };
+    // Every string value, however deeply nested, is redacted before JSON escapes it (redacting the
+    // serialised line could miss an escaped secret or cut the JSON open); undefined fields drop out.
+    const clean = JSON.parse(
+      JSON.stringify(record),
+      (_key, value) => typeof value === "string" ? redact(value) : value,
+    );
+    write(JSON.stringify(clean));
   };
 }

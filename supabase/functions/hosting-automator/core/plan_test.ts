@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { addStaticSite, docRootCheck, installCertificate, inventoryLookup } from "./cloudpanel.ts";
+import { addSiteRequest, describeRequest, lookupRequest } from "./matomo.ts";
+import { planSite } from "./plan.ts";
+import { deriveSiteUser } from "./site_user.ts";
+
+const ID = "3f0c1a2b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
+const MATOMO = "https://analytics.example.com";
+
+Deno.test("a provisioning plan lists the real run's commands, built by the same builders", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "example.com", due: "provision", matomo_site_id: null },
+    "root",
+    MATOMO,
+  );
+  assert.equal(plan.work, "provision");
+  assert.equal(plan.site_user, "example_com");
+  assert.equal(plan.site_user, deriveSiteUser("example.com"));
+  assert.equal(plan.doc_root, "/home/example_com/htdocs/example.com");
+  assert.equal(plan.error, null);
+  assert.deepEqual(plan.commands, [
+    addStaticSite("example.com", "example_com", "a-real-password-1", "root").shown,
+    `${inventoryLookup("example.com", "root").shown}   # only if the site already exists`,
+    docRootCheck("/home/example_com/htdocs/example.com", "root").shown,
+    installCertificate("example.com", "root").shown,
+  ]);
+});
+
+Deno.test("a plan shows the site user password as *** and nothing else in its place", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "example.com", due: "provision", matomo_site_id: null },
+    "root",
+    MATOMO,
+  );
+  assert.equal(
+    plan.commands[0],
+    "clpctl site:add:static --domainName='example.com' --siteUser='example_com' " +
+      "--siteUserPassword=***",
+  );
+});
+
+Deno.test("a plan for a non-root SSH user runs every command through sudo -n", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "example.com", due: "provision", matomo_site_id: null },
+    "deploy",
+    MATOMO,
+  );
+  assert.equal(plan.commands.length, 4);
+  for (const command of plan.commands) assert.ok(command.startsWith("sudo -n "), command);
+});
+
+Deno.test("a plan lists the Matomo lookup and the conditional addSite, token masked", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "example.com", due: "provision", matomo_site_id: null },
+    "root",
+    MATOMO,
+  );
+  const token = "0123456789abcdef0123456789abcdef";
+  assert.deepEqual(plan.matomo_calls, [
+    { ...describeRequest(lookupRequest(MATOMO, token, "example.com")), when: "always" },
+    {
+      ...describeRequest(addSiteRequest(MATOMO, token, "example.com")),
+      when: "only if the lookup finds no site",
+    },
+  ]);
+  assert.equal(plan.matomo_calls[0].body, "token_auth=***&url=https://example.com");
+});
+
+Deno.test("an invalid domain gives the INVALID_DOMAIN error and no commands or calls", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "Bad Domain;reboot", due: "provision", matomo_site_id: null },
+    "root",
+    MATOMO,
+  );
+  assert.equal(plan.error?.code, "INVALID_DOMAIN");
+  assert.match(plan.error?.message ?? "", /^not a valid host name: /);
+  assert.deepEqual(plan.commands, []);
+  assert.deepEqual(plan.matomo_calls, []);
+  assert.equal(plan.site_user, null);
+  assert.equal(plan.doc_root, null);
+});
+
+Deno.test("analytics-only work plans the Matomo calls and no server command", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "example.com", due: "analytics", matomo_site_id: null },
+    "root",
+    MATOMO,
+  );
+  assert.equal(plan.work, "analytics");
+  assert.deepEqual(plan.commands, []);
+  assert.equal(plan.site_user, null);
+  assert.equal(plan.matomo_calls.length, 2);
+});
+
+Deno.test("a site that already has a Matomo id plans no Matomo call", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "example.com", due: "provision", matomo_site_id: 7 },
+    "root",
+    MATOMO,
+  );
+  assert.deepEqual(plan.matomo_calls, []);
+  assert.equal(plan.commands.length, 4);
+});
+
+Deno.test("a site with no due work is planned as a full provisioning", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "shop.example.com", due: null, matomo_site_id: null },
+    "root",
+    MATOMO,
+  );
+  assert.equal(plan.work, "provision");
+  assert.equal(plan.site_id, ID);
+  assert.equal(plan.domain, "shop.example.com");
+  assert.equal(plan.commands.length, 4);
+});
