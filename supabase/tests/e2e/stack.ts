@@ -1,0 +1,232 @@
+// Helpers for the end-to-end tests: the running local stack (local/stack up), seen the way an
+// operator sees it — the database, the function's HTTP route, the CloudPanel server's files and
+// the Matomo stand-in's control API. Every setting comes from the stack's env files.
+
+import postgres from "postgres";
+
+export function setting(name: string): string {
+  const value = Deno.env.get(name);
+  if (!value) {
+    throw new Error(
+      `${name} is not set: run the end-to-end tests through local/test (it starts the stack and loads its env)`,
+    );
+  }
+  return value;
+}
+
+export type Sql = ReturnType<typeof postgres>;
+
+/** A Deno test with its own database connection; resources are checked by the stack, not per test. */
+export function e2e(name: string, fn: (sql: Sql) => Promise<void>) {
+  Deno.test({
+    name,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      const sql = postgres(setting("HA_DB_URL"), { max: 2, onnotice: () => {} });
+      try {
+        await fn(sql);
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+    },
+  });
+}
+
+/** A domain no other test or run uses. */
+export function uniqueDomain(label: string): string {
+  return `${label}-${crypto.randomUUID().slice(0, 8)}.e2e-test.org`;
+}
+
+export interface SiteState {
+  id: string;
+  domain: string;
+  status_dns: string | null;
+  status_hosting: string;
+  hosting_doc_root: string | null;
+  hosting_site_user: string | null;
+  matomo_site_id: number | null;
+  hosting_error: string | null;
+  hosting_attempts: number;
+  hosting_next_attempt_at: Date | null;
+  hosting_lease_until: Date | null;
+}
+
+export async function site(sql: Sql, id: string): Promise<SiteState> {
+  const [row] = await sql<SiteState[]>`
+    select id, domain, status_dns, status_hosting, hosting_doc_root, hosting_site_user,
+           matomo_site_id, hosting_error, hosting_attempts, hosting_next_attempt_at,
+           hosting_lease_until
+    from public.sites where id = ${id}`;
+  if (!row) throw new Error(`no site ${id}`);
+  return row;
+}
+
+/** Polls the row until `done` holds; fails with the row and its events if it never does. */
+export async function waitFor(
+  sql: Sql,
+  id: string,
+  done: (row: SiteState) => boolean,
+  timeoutMs = 45_000,
+): Promise<SiteState> {
+  const until = Date.now() + timeoutMs;
+  let row = await site(sql, id);
+  while (!done(row)) {
+    if (Date.now() > until) {
+      throw new Error(
+        `site ${row.domain} never reached the expected state: ${JSON.stringify(row)}\nevents: ${
+          (await events(sql, id)).join(", ")
+        }`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    row = await site(sql, id);
+  }
+  return row;
+}
+
+/** "step:outcome:code" for each event of the site, oldest first. */
+export async function events(sql: Sql, id: string): Promise<string[]> {
+  const rows = await sql<{ step: string; outcome: string; code: string | null }[]>`
+    select step, outcome, code from public.hosting_events where site_id = ${id} order by id`;
+  return rows.map((e) => `${e.step}:${e.outcome}:${e.code}`);
+}
+
+export async function removeSite(sql: Sql, id: string): Promise<void> {
+  await sql`delete from public.sites where id = ${id}`;
+}
+
+/** POST to the function through the gateway, as curl or supabase-js would. */
+export async function callFunction(
+  body: unknown,
+  headers: Record<string, string> = { apikey: secretKey() },
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${setting("SUPABASE_URL")}/functions/v1/hosting-automator`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+export function secretKey(): string {
+  return JSON.parse(setting("SUPABASE_SECRET_KEYS")).default;
+}
+
+// --- the CloudPanel server (local/standins/cloudpanel) --------------------------------------
+
+const cloudpanel = () => setting("HA_CLOUDPANEL_DIR");
+
+/** Switches a clpctl fault on for one domain (see the stand-in's header for names and words). */
+export async function cloudpanelFault(domain: string, fault: string, words = ""): Promise<void> {
+  const dir = `${cloudpanel()}/control/domains/${domain}`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/${fault}`, `${words}\n`);
+}
+
+export async function clearCloudpanelFaults(domain: string): Promise<void> {
+  await Deno.remove(`${cloudpanel()}/control/domains/${domain}`, { recursive: true }).catch(
+    () => {},
+  );
+}
+
+/** clpctl calls for the domain: "verb exit-code" each, from the server's calls.log. */
+export async function clpctlCalls(domain: string): Promise<string[]> {
+  const log = await Deno.readTextFile(`${cloudpanel()}/control/calls.log`).catch(() => "");
+  return log.split("\n").map((line) => line.split("\t"))
+    .filter((fields) => fields[2] === domain)
+    .map((fields) => `${fields[1]} ${fields[3]}`);
+}
+
+/** CloudPanel's own inventory rows for the domain (read from the server's disk). */
+export async function inventory(domain: string): Promise<string[]> {
+  const output = await new Deno.Command("sqlite3", {
+    args: [
+      "-readonly",
+      `${cloudpanel()}/home/clp/htdocs/app/data/db.sq3`,
+      `select domain_name || ' ' || user from site where domain_name = '${domain}'`,
+    ],
+  }).output();
+  return new TextDecoder().decode(output.stdout).split("\n").filter((line) => line !== "");
+}
+
+/** A directory on the server's disk (its /home lives in the stand-in's state folder). */
+export async function serverHasDirectory(path: string): Promise<boolean> {
+  const stat = await Deno.stat(`${cloudpanel()}${path}`).catch(() => undefined);
+  return stat?.isDirectory ?? false;
+}
+
+/** Runs a command on the CloudPanel server as root, over the real SSH server. */
+export async function onServer(command: string): Promise<{ code: number; stdout: string }> {
+  const output = await new Deno.Command("ssh", {
+    args: [
+      "-T",
+      "-i",
+      setting("HA_SSH_KEY_FILE"),
+      "-p",
+      setting("SSH_PORT"),
+      "-o",
+      `UserKnownHostsFile=${setting("HA_SSH_KNOWN_HOSTS_FILE")}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "BatchMode=yes",
+      "root@127.0.0.1",
+      command,
+    ],
+    stdin: "null",
+  }).output();
+  return { code: output.code, stdout: new TextDecoder().decode(output.stdout) };
+}
+
+/** Successful SSH logins so far, from the server's log. */
+export async function sshLogins(): Promise<number> {
+  const log = await Deno.readTextFile(`${setting("HA_STACK_DIR")}/logs/cloudpanel.log`)
+    .catch(() => "");
+  return log.split("\n").filter((line) => line.includes("Accepted publickey")).length;
+}
+
+// --- the Matomo stand-in ---------------------------------------------------------------------
+
+async function matomoControl(route: string, body?: unknown): Promise<unknown> {
+  const response = await fetch(`${setting("HA_MATOMO_CONTROL_URL")}/${route}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`Matomo stand-in ${route}: HTTP ${response.status}`);
+  return await response.json();
+}
+
+export async function matomoSitesFor(domain: string): Promise<number[]> {
+  const sites = await matomoControl("sites") as Array<{ idsite: number; main_url: string }>;
+  return sites.filter((s) => s.main_url === `https://${domain}`).map((s) => s.idsite);
+}
+
+export function matomoFault(mode: string, extra: Record<string, unknown> = {}) {
+  return matomoControl("fault", { mode, ...extra });
+}
+
+// --- the function in-process, with changed settings ------------------------------------------
+
+/** The deployed function's own settings (the stack's functions.env), as a record. */
+export async function functionEnv(): Promise<Record<string, string>> {
+  const { readDotenvFile } = await import("../../../local/standins/edge-runtime/dotenv.ts");
+  return await readDotenvFile(`${setting("HA_STACK_DIR")}/functions.env`);
+}
+
+/**
+ * Runs `fn` while the trigger and the sweeper cannot reach the served function (its Vault URL is
+ * removed, then put back), so a test can hand a site to a function instance of its own.
+ */
+export async function withoutDispatch<T>(sql: Sql, fn: () => Promise<T>): Promise<T> {
+  const [saved] = await sql<{ secret: string }[]>`
+    select decrypted_secret as secret from vault.decrypted_secrets where name = 'hosting_automator_url'`;
+  if (!saved) throw new Error("the stack's Vault has no hosting_automator_url");
+  await sql`delete from vault.secrets where name = 'hosting_automator_url'`;
+  try {
+    return await fn();
+  } finally {
+    await sql`select vault.create_secret(${saved.secret}, 'hosting_automator_url')`;
+  }
+}
