@@ -296,12 +296,12 @@ e2e("by hand: curl-style call with wait answers with the full result", async (sq
   const domain = uniqueDomain("manual");
   let id = "";
   try {
-    await withoutDispatch(sql, async () => {
+    // Neither the trigger nor a sweep reaches the function meanwhile: only this call provisions.
+    const { status, body } = await withoutDispatch(sql, async () => {
       id = await insertSite(sql, domain);
+      assert.equal((await site(sql, id)).status_hosting, "pending");
+      return await callFunction({ site_id: id, wait: true });
     });
-    // The trigger could not dispatch it: the site is still pending, and due.
-    assert.equal((await site(sql, id)).status_hosting, "pending");
-    const { status, body } = await callFunction({ site_id: id, wait: true });
     assert.equal(status, 200);
     const [result] = body.results as Array<Record<string, unknown>>;
     assert.equal(result.site_id, id);
@@ -322,18 +322,18 @@ e2e("by hand: a dry run shows the plan and changes nothing anywhere", async (sql
   try {
     await withoutDispatch(sql, async () => {
       id = await insertSite(sql, domain);
+      const { status, body } = await callFunction({ site_id: id, dry_run: true });
+      assert.equal(status, 200);
+      const [plan] = body.plans as Array<{ commands: string[]; matomo_calls: unknown[] }>;
+      assert.match(plan.commands[0], /--siteUserPassword=\*\*\*$/);
+      assert.equal(plan.matomo_calls.length, 2);
+      const row = await site(sql, id);
+      assert.equal(row.status_hosting, "pending");
+      assert.equal(row.hosting_attempts, 0);
+      assert.deepEqual(await clpctlCalls(domain), []);
+      assert.deepEqual(await matomoSitesFor(domain), []);
+      assert.deepEqual(await events(sql, id), ["dispatch:warning:NOT_CONFIGURED"]);
     });
-    const { status, body } = await callFunction({ site_id: id, dry_run: true });
-    assert.equal(status, 200);
-    const [plan] = body.plans as Array<{ commands: string[]; matomo_calls: unknown[] }>;
-    assert.match(plan.commands[0], /--siteUserPassword=\*\*\*$/);
-    assert.equal(plan.matomo_calls.length, 2);
-    const row = await site(sql, id);
-    assert.equal(row.status_hosting, "pending");
-    assert.equal(row.hosting_attempts, 0);
-    assert.deepEqual(await clpctlCalls(domain), []);
-    assert.deepEqual(await matomoSitesFor(domain), []);
-    assert.deepEqual(await events(sql, id), ["dispatch:warning:NOT_CONFIGURED"]);
   } finally {
     if (id) await removeSite(sql, id);
   }
