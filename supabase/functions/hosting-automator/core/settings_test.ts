@@ -67,7 +67,7 @@ Deno.test("a complete environment gives every setting, with the documented defau
       maxAttempts: 8,
       leaseSeconds: 600,
       analyticsLeaseSeconds: 60,
-      timeBudgetMs: 110_000,
+      timeBudgetMs: 60_000,
       retryBaseMs: 60_000,
       retryMaxMs: 3_600_000,
       analyticsRetryMs: 600_000,
