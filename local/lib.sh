@@ -6,7 +6,18 @@ HA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export HA_ROOT
 # One stack = one folder of state and one block of ports. The demo uses the defaults (Supabase's own
 # local ports); the test run uses its own folder and block so both can run side by side.
-export HA_STACK_DIR="${HA_STACK_DIR:-$HA_ROOT/.stack}"
+# State goes beside the code, unless other users cannot reach the checkout (a clone under /root):
+# Postgres runs as `postgres` and the CloudPanel stand-in has non-root SSH users, so the state
+# then goes to a folder of its own under /var/tmp.
+if runuser -u nobody -- test -x "$HA_ROOT" 2>/dev/null; then
+  HA_STATE_HOME="$HA_ROOT"
+else
+  HA_STATE_HOME="/var/tmp/hosting-automator-$(printf '%s' "$HA_ROOT" | sha256sum | cut -c1-12)"
+  mkdir -p "$HA_STATE_HOME"
+  chmod 0711 "$HA_STATE_HOME"
+fi
+export HA_STATE_HOME
+export HA_STACK_DIR="${HA_STACK_DIR:-$HA_STATE_HOME/.stack}"
 export HA_PORT_BASE="${HA_PORT_BASE:-54320}"
 export HA_API_PORT=$((HA_PORT_BASE + 1))      # gateway: /rest/v1 (PostgREST stand-in), /functions/v1
 export HA_DB_PORT=$((HA_PORT_BASE + 2))       # PostgreSQL 15
