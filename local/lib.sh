@@ -25,8 +25,9 @@ export HA_SSH_PORT=$((HA_PORT_BASE + 5))      # OpenSSH with the clpctl stand-in
 export HA_MATOMO_PORT=$((HA_PORT_BASE + 6))   # Matomo stand-in
 export HA_EDGE_PORT=$((HA_PORT_BASE + 7))     # edge-runtime stand-in serving supabase/functions/*
 
-# The native Deno binary first: npm's .bin/deno is a Node shim that adds ~150 ms per call and runs
-# Deno as a child (so $! would name Node, not the server we started).
+# Deno is pinned as its native binary package (tools/package.json): the `deno` npm wrapper's lock
+# leaves out its other platforms' optional packages, which makes `npm ci` refuse it, and its .bin
+# shim runs the binary as a child of Node (so $! would name Node, not the server we started).
 export PATH="$HA_ROOT/tools/node_modules/@deno/linux-x64-glibc:$HA_ROOT/tools/node_modules/.bin:$PATH"
 NPM_CONFIG_REGISTRY="$(npm config get registry 2>/dev/null || true)"
 export NPM_CONFIG_REGISTRY
