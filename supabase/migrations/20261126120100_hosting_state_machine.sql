@@ -50,6 +50,20 @@ as $$
     'updated_at', s.hosting_updated_at, 'due', public.hosting_due_work(s))
 $$;
 
+-- A claimed job as the function receives it: the row's fields plus the claim token and lease.
+create or replace function public.hosting_job_json(s public.sites, p_kind text)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'kind', p_kind, 'site_id', s.id, 'domain', s.domain, 'attempt', s.hosting_attempts,
+    'claim_token', s.hosting_claim_token, 'lease_until', s.hosting_lease_until,
+    'site_user', s.hosting_site_user, 'doc_root', s.hosting_doc_root,
+    'matomo_site_id', s.matomo_site_id)
+$$;
+
 create or replace function public.hosting_record_event(
   p_site_id uuid,
   p_attempt integer,
@@ -146,19 +160,15 @@ begin
         hosting_updated_at = now()
     from picked p
     where s.id = p.id
-    returning s.*, p.was
+    returning s as site, p.was
   ), logged as (
     insert into public.hosting_events (site_id, attempt, step, outcome, code, message)
-    select c.id, c.hosting_attempts, 'claim', 'ok',
+    select (c.site).id, (c.site).hosting_attempts, 'claim', 'ok',
            case when c.was = 'provisioning' then 'RECLAIMED' else 'CLAIMED' end,
            case when c.was = 'provisioning' then 'the previous lease expired' end
     from claimed c
   )
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'kind', 'provision', 'site_id', c.id, 'domain', c.domain, 'attempt', c.hosting_attempts,
-           'claim_token', c.hosting_claim_token, 'lease_until', c.hosting_lease_until,
-           'site_user', c.hosting_site_user, 'doc_root', c.hosting_doc_root,
-           'matomo_site_id', c.matomo_site_id)), '[]'::jsonb)
+  select coalesce(jsonb_agg(public.hosting_job_json(c.site, 'provision')), '[]'::jsonb)
   into v_jobs
   from claimed c;
 
@@ -177,13 +187,9 @@ begin
         hosting_updated_at = now()
     from picked p
     where s.id = p.id
-    returning s.*
+    returning s as site
   )
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'kind', 'analytics', 'site_id', c.id, 'domain', c.domain, 'attempt', c.hosting_attempts,
-           'claim_token', c.hosting_claim_token, 'lease_until', c.hosting_lease_until,
-           'site_user', c.hosting_site_user, 'doc_root', c.hosting_doc_root,
-           'matomo_site_id', c.matomo_site_id)), '[]'::jsonb)
+  select coalesce(jsonb_agg(public.hosting_job_json(c.site, 'analytics')), '[]'::jsonb)
   into v_analytics
   from claimed c;
 
@@ -358,14 +364,14 @@ end
 $$;
 
 revoke execute on function public.hosting_due_work(public.sites), public.hosting_due_since(public.sites),
-  public.hosting_site_json(public.sites),
+  public.hosting_site_json(public.sites), public.hosting_job_json(public.sites, text),
   public.hosting_record_event(uuid, integer, text, text, text, text, integer),
   public.hosting_claim(uuid, integer, integer, integer, integer, integer),
   public.hosting_finish(uuid, uuid, text, text, text, integer, text, text, timestamptz, integer, text),
   public.hosting_peek(uuid, integer), public.hosting_on_reset(), public.hosting_retry(text)
   from public, anon, authenticated;
 grant execute on function public.hosting_due_work(public.sites), public.hosting_due_since(public.sites),
-  public.hosting_site_json(public.sites),
+  public.hosting_site_json(public.sites), public.hosting_job_json(public.sites, text),
   public.hosting_record_event(uuid, integer, text, text, text, text, integer),
   public.hosting_claim(uuid, integer, integer, integer, integer, integer),
   public.hosting_finish(uuid, uuid, text, text, text, integer, text, text, timestamptz, integer, text),

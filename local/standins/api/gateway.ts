@@ -22,6 +22,7 @@ import { type ApiKeys, apiKeysFromEnv, authenticateRest, rejectWithoutValidJwt }
 import { type FunctionSettings, loadFunctionRoutes } from "./function_config.ts";
 import { json } from "./http.ts";
 import { connectAuthenticator, createPostgrest } from "./postgrest.ts";
+import { forwardedRequestHeaders, relayedResponseHeaders } from "../proxy_headers.ts";
 
 export interface GatewayDeps {
   /** Connection as the `authenticator` role (PostgREST's login role): connectAuthenticator. */
@@ -36,19 +37,6 @@ export interface GatewayDeps {
   functionsTimeoutMs?: number;
   schemaCacheMs?: number;
 }
-
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "te",
-  "trailer",
-  "host",
-  "content-length",
-  "accept-encoding",
-]);
 
 const CORS_PREFLIGHT = {
   "access-control-allow-origin": "*",
@@ -91,10 +79,7 @@ export function createGateway(deps: GatewayDeps) {
       if (rejected) return rejected;
     }
 
-    const headers = new Headers();
-    for (const [key, value] of request.headers) {
-      if (!HOP_BY_HOP.has(key)) headers.set(key, value);
-    }
+    const headers = forwardedRequestHeaders(request.headers);
     const body = request.method === "GET" || request.method === "HEAD"
       ? undefined
       : await request.arrayBuffer();
@@ -113,10 +98,7 @@ export function createGateway(deps: GatewayDeps) {
       }
       return json({ message: "An invalid response was received from the upstream server" }, 502);
     }
-    const responseHeaders = new Headers();
-    for (const [key, value] of upstream.headers) {
-      if (!HOP_BY_HOP.has(key) && key !== "content-encoding") responseHeaders.set(key, value);
-    }
+    const responseHeaders = relayedResponseHeaders(upstream.headers);
     const responseBody = await upstream.arrayBuffer();
     return new Response(
       request.method === "HEAD" || upstream.status === 204 || upstream.status === 304

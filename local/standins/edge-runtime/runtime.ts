@@ -24,6 +24,7 @@
 import { join } from "node:path";
 import { readDotenvFile } from "./dotenv.ts";
 import { listFunctions } from "./functions_dir.ts";
+import { forwardedRequestHeaders, relayedResponseHeaders } from "../proxy_headers.ts";
 
 /** Parent variables a worker inherits because Deno itself needs them. */
 export const DENO_PASSTHROUGH_ENV = [
@@ -34,20 +35,6 @@ export const DENO_PASSTHROUGH_ENV = [
   "PATH",
   "NPM_CONFIG_REGISTRY",
 ] as const;
-
-/** Hop-by-hop and transport headers that a proxy must not forward. */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "te",
-  "trailer",
-  "host",
-  "content-length",
-  "accept-encoding",
-]);
 
 export interface SupervisorOptions {
   functionsDir: string;
@@ -307,10 +294,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
 
   async function forward(port: number, request: Request, body: ArrayBuffer | undefined) {
     const url = new URL(request.url);
-    const headers = new Headers();
-    for (const [key, value] of request.headers) {
-      if (!HOP_BY_HOP.has(key)) headers.set(key, value);
-    }
+    const headers = forwardedRequestHeaders(request.headers);
     return await fetch(`http://127.0.0.1:${port}${url.pathname}${url.search}`, {
       method: request.method,
       headers,
@@ -320,10 +304,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   }
 
   function relay(response: Response): Response {
-    const headers = new Headers();
-    for (const [key, value] of response.headers) {
-      if (!HOP_BY_HOP.has(key) && key !== "content-encoding") headers.set(key, value);
-    }
+    const headers = relayedResponseHeaders(response.headers);
     return new Response(response.body, {
       status: response.status,
       statusText: response.statusText,

@@ -7,19 +7,12 @@ import { Buffer } from "node:buffer";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { ExecResult, RemoteCommand } from "../core/cloudpanel.ts";
 import { HostingError } from "../core/errors.ts";
+import type { Settings } from "../core/settings.ts";
 import { withDeadline } from "../lib/deadline.ts";
 import { Semaphore } from "../lib/semaphore.ts";
 
-export interface SshOptions {
-  host: string;
-  port: number;
-  user: string;
-  privateKey: string;
-  passphrase?: string;
-  hostKeyFingerprint: string;
-  connectTimeoutMs: number;
-  maxChannels: number;
-}
+/** host, port, user, key, passphrase, pinned fingerprint, connect deadline, channel cap. */
+export type SshOptions = Settings["ssh"];
 
 /** Runs commands on the server. Transport problems and deadlines throw a HostingError; what the
  * command itself printed and returned comes back as an ExecResult for classification. */
