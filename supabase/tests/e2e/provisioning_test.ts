@@ -68,6 +68,11 @@ e2e("DNS becoming active provisions the site through the trigger alone", async (
       "site:add:static 0",
       "lets-encrypt:install:certificate 0",
     ]);
+    // pg_net delivered the trigger's POST and recorded the function's 202 answer.
+    const answers = await sql<{ status_code: number; content: string }[]>`
+      select status_code, content from net._http_response where content like ${`%${id}%`}`;
+    assert.deepEqual(answers.map((a) => a.status_code), [202]);
+    assert.equal(JSON.parse(answers[0].content).accepted[0].site_id, id);
     assert.deepEqual(await events(sql, id), [
       "claim:ok:CLAIMED",
       "site:ok:SITE_CREATED",
