@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared settings for the local scripts (sourced, never run). Everything stays under the repository
 # and on 127.0.0.1; nothing here names a registry host or holds a secret.
 set -euo pipefail
