@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shared settings for the local scripts (sourced, never run). Everything stays under the repository
-# and on 127.0.0.1; nothing here names a registry host or holds a secret.
+# Shared settings for the local scripts (sourced, never run). State stays in the checkout (or in
+# /var/tmp, see below) and on 127.0.0.1; nothing here names a registry host or holds a secret.
 set -euo pipefail
 
 HA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
