@@ -58,6 +58,7 @@ async function startFixture(
 ): Promise<Fixture> {
   const env = await stackSettings();
   const admin = postgres(env.HA_DB_URL, { onnotice: () => {}, max: 2 });
+  await admin.file(new URL("./testdata/cleanup.sql", import.meta.url).pathname);
   await admin.file(new URL("./testdata/fixture.sql", import.meta.url).pathname);
   const sql = connectAuthenticator(env.HA_AUTHENTICATOR_DB_URL, 4);
   const keys = apiKeysFromEnv((name) => env[name]);
