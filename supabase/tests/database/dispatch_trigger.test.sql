@@ -70,8 +70,8 @@ select is(pg_temp.requests_for('new-active.example.com'), 2::bigint,
 
 update public.sites set hosting_next_attempt_at = now() - interval '1 second'
 where domain = 'not-due.example.com';
-select is(pg_temp.requests_for('not-due.example.com'), 0::bigint,
-  'becoming due by time alone queues nothing (the sweeper handles it)');
+select is(pg_temp.requests_for('not-due.example.com'), 1::bigint,
+  'an update that makes a pending site due (its next attempt moved to the past) queues one request');
 
 -- resets
 update public.sites set status_hosting = 'failed', hosting_attempts = 8, hosting_error = 'X: y'
@@ -145,10 +145,11 @@ select results_eq(
   '… and the failure is recorded');
 alter function net.http_post_hidden(text, jsonb, jsonb, jsonb, integer) rename to http_post;
 
-select is(
-  (select count(*) from pg_catalog.pg_trigger
-   where tgrelid = 'public.sites'::regclass and tgname = 'hosting_automator_dispatch'),
-  1::bigint, 'the dispatch trigger is installed once');
+select set_eq(
+  $$ select tgname::text from pg_catalog.pg_trigger
+     where tgrelid = 'public.sites'::regclass and tgname like 'hosting_automator_dispatch%' $$,
+  array['hosting_automator_dispatch_insert', 'hosting_automator_dispatch_update'],
+  'the dispatch triggers are installed once each, and the per-row trigger is gone');
 
 select * from finish();
 rollback;

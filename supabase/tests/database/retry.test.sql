@@ -1,6 +1,6 @@
 -- hosting_retry(domain): the operator's way back to pending for a failed or stuck site.
 begin;
-select plan(11);
+select plan(14);
 
 set local client_min_messages = error;
 delete from vault.secrets where name in ('hosting_automator_url', 'hosting_automator_key');
@@ -10,7 +10,8 @@ insert into public.sites (domain, status_dns, status_hosting, hosting_attempts, 
   ('live.example.com', 'active', 'active', 1, null);
 insert into public.sites (domain, status_dns, status_hosting, hosting_attempts, hosting_lease_until,
                           hosting_claim_token) values
-  ('stuck.example.com', 'active', 'provisioning', 2, now() + interval '8 minutes', gen_random_uuid());
+  ('stuck.example.com', 'active', 'provisioning', 2, now() - interval '1 minute', gen_random_uuid()),
+  ('busy.example.com', 'active', 'provisioning', 1, now() + interval '8 minutes', gen_random_uuid());
 
 select is(public.hosting_retry('broken.example.com') ->> 'previous_status', 'failed',
   'a failed site is reset');
@@ -25,7 +26,7 @@ select is(
   '… and the reset is one event');
 
 select is(public.hosting_retry('  STUCK.example.com ') ->> 'previous_status', 'provisioning',
-  'a stuck site is reset (the domain is matched case- and space-insensitively)');
+  'a stuck site (its lease expired) is reset (the domain is matched case- and space-insensitively)');
 select results_eq(
   $$ select status_hosting, hosting_lease_until, hosting_claim_token, hosting_attempts
      from public.sites where domain = 'stuck.example.com' $$,
@@ -47,6 +48,16 @@ select is(
   (select count(*) from public.hosting_events e join public.sites s on s.id = e.site_id
    where s.domain = 'stuck.example.com' and e.step = 'reset'), 1::bigint,
   'a reset through hosting_retry is recorded once');
+
+select throws_ok($$ select public.hosting_retry('busy.example.com') $$, '55006', null,
+  'a site whose lease is still valid is refused: a worker is on it');
+select results_eq(
+  $$ select status_hosting, hosting_attempts, hosting_lease_until > now()
+     from public.sites where domain = 'busy.example.com' $$,
+  $$ values ('provisioning', 1, true) $$,
+  '… and left exactly as it was');
+select throws_ok($$ update public.sites set status_hosting = 'pending' where domain = 'busy.example.com' $$,
+  '55006', null, 'a plain reset to pending under a valid lease is refused as well');
 
 select function_privs_are('public', 'hosting_retry', array['text'], 'service_role', array['EXECUTE'],
   'the service role may call hosting_retry');
