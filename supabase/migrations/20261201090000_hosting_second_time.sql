@@ -122,6 +122,43 @@ as $$
     and h.credential is not distinct from p_credential
 $$;
 
+drop function if exists public.hosting_record_event(uuid, integer, text, text, text, text, integer);
+
+-- Record one step's event. New: with the claim's token it also renews the lease (p_lease_seconds
+-- from now), so a lease only has to outlast one step, and a worker that vanished (or whose
+-- hand-back failed) holds its capacity slot for at most that long.
+create or replace function public.hosting_record_event(
+  p_site_id uuid,
+  p_attempt integer,
+  p_step text,
+  p_outcome text,
+  p_code text default null,
+  p_message text default null,
+  p_duration_ms integer default null,
+  p_claim_token uuid default null,
+  p_lease_seconds integer default null
+)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_id bigint;
+begin
+  insert into public.hosting_events (site_id, attempt, step, outcome, code, message, duration_ms)
+  values (p_site_id, coalesce(p_attempt, 0), p_step, p_outcome, p_code,
+          left(p_message, 2000), greatest(p_duration_ms, 0))
+  returning id into v_id;
+  if p_claim_token is not null and p_lease_seconds > 0 then
+    update public.sites s
+    set hosting_lease_until = greatest(s.hosting_lease_until,
+                                       now() + make_interval(secs => p_lease_seconds))
+    where s.id = p_site_id and s.hosting_claim_token = p_claim_token;
+  end if;
+  return v_id;
+end
+$$;
+
 drop function if exists public.hosting_claim(uuid, integer, integer, integer, integer, integer);
 
 -- Claim due work atomically (see the first version's notes). New: no provisioning claim while the
@@ -336,6 +373,12 @@ begin
 
   if p_status = 'active' and v_row.hosting_doc_root is null then
     raise exception 'hosting_finish: an active site needs its document root' using errcode = '22023';
+  end if;
+  -- A success ends an old failure streak (a pause still running stays until it ends).
+  if p_status = 'active' and p_event_code is distinct from 'INTERRUPTED' then
+    delete from public.hosting_health h
+    where (h.target like 'ssh:%' or (h.target like 'matomo:%' and v_row.matomo_site_id is not null))
+      and (h.paused_until is null or h.paused_until <= now());
   end if;
 
   insert into public.hosting_events (site_id, attempt, step, outcome, code, message, duration_ms)
@@ -703,6 +746,7 @@ as $$
 $$;
 
 revoke execute on function public.hosting_skip_reason(public.sites),
+  public.hosting_record_event(uuid, integer, text, text, text, text, integer, uuid, integer),
   public.hosting_paused_until(text, text),
   public.hosting_claim(uuid, integer, integer, integer, integer, integer, text, text, text, text),
   public.hosting_finish(uuid, uuid, text, text, text, integer, text, text, timestamptz, integer,
@@ -713,6 +757,7 @@ revoke execute on function public.hosting_skip_reason(public.sites),
   public.hosting_automator_sweep()
   from public, anon, authenticated;
 grant execute on function public.hosting_skip_reason(public.sites),
+  public.hosting_record_event(uuid, integer, text, text, text, text, integer, uuid, integer),
   public.hosting_paused_until(text, text),
   public.hosting_claim(uuid, integer, integer, integer, integer, integer, text, text, text, text),
   public.hosting_finish(uuid, uuid, text, text, text, integer, text, text, timestamptz, integer,

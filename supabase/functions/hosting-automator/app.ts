@@ -1,16 +1,18 @@
 // Wires the real adapters (Supabase, SSH, Matomo) to the handler for a given environment. The
 // environment is passed in, never read here: index.ts reads it, and tests hand in their own.
+// Settings are checked and clients built once per instance, not per request.
 
+import { createHash } from "node:crypto";
 import { createClient } from "@supabase/supabase-js";
 import { createHandler, type Handler } from "./handler.ts";
-import { createMatomoClient } from "./adapters/matomo.ts";
+import { type Analytics, createMatomoClient } from "./adapters/matomo.ts";
 import { createSshShell, privateKeyProblem } from "./adapters/ssh.ts";
-import { createSupabaseStore } from "./adapters/store.ts";
+import { createSupabaseStore, type Targets } from "./adapters/store.ts";
 import { createRedactor } from "./core/redact.ts";
-import { type LoadedSettings, loadSettings, secretsOf } from "./core/settings.ts";
+import { type LoadedSettings, loadSettings, secretsOf, type Settings } from "./core/settings.ts";
 import { generatePassword } from "./core/site_user.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
-import { Worker } from "./run/worker.ts";
+import { SiteRun } from "./run/site_run.ts";
 
 export interface App extends Handler {
   log: Logger;
@@ -26,8 +28,28 @@ function checkedSettings(env: Record<string, string | undefined>): LoadedSetting
   if (keyProblem === undefined) return loaded;
   return {
     ok: false,
-    problems: [`SSH_PRIVATE_KEY: ${keyProblem}`],
+    problems: [{ setting: "SSH_PRIVATE_KEY", message: keyProblem }],
     callerKeys: loaded.settings.callerKeys,
+    dispatchToken: loaded.settings.dispatchToken,
+  };
+}
+
+/** A short digest of settings, never the settings: a corrected value gives another digest. */
+const digest = (...parts: Array<string | undefined>) =>
+  `sha256:${
+    createHash("sha256").update(parts.map((p) => p ?? "").join("\n")).digest("hex")
+      .slice(0, 16)
+  }`;
+
+/** Which server and Matomo this instance talks to, and with which settings (as digests). */
+export function targetsOf(settings: Settings): Targets {
+  const { ssh, matomo } = settings;
+  return {
+    ssh: {
+      target: `ssh:${ssh.user}@${ssh.host}:${ssh.port}`,
+      credential: digest(ssh.hostKeyFingerprint, ssh.privateKey, ssh.passphrase),
+    },
+    matomo: { target: `matomo:${matomo.url}`, credential: digest(matomo.token) },
   };
 }
 
@@ -38,8 +60,12 @@ export function createApp(
   write: (line: string) => void = (line) => console.log(line),
 ): App {
   const loaded = checkedSettings(env);
-  const redact = createRedactor(loaded.ok ? secretsOf(loaded.settings) : loaded.callerKeys);
+  const redact = createRedactor(
+    loaded.ok ? secretsOf(loaded.settings) : [...loaded.callerKeys, loaded.dispatchToken],
+  );
   const log = createLogger(redact, write);
+  // One Matomo client per instance: its pause after a refused token outlives a single request.
+  let analytics: Analytics | undefined;
 
   const handler = createHandler({
     loaded,
@@ -51,17 +77,23 @@ export function createApp(
       const database = createClient(settings.supabaseUrl, settings.databaseKey, {
         auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
       });
-      const store = createSupabaseStore(database, {
-        maxConcurrent: settings.run.maxConcurrent,
-        leaseSeconds: settings.run.leaseSeconds,
-        maxAttempts: settings.run.maxAttempts,
-        analyticsLeaseSeconds: settings.run.analyticsLeaseSeconds,
-      }, settings.run.databaseTimeoutMs);
+      const store = createSupabaseStore(
+        database,
+        {
+          maxConcurrent: settings.run.maxConcurrent,
+          leaseSeconds: settings.run.leaseSeconds,
+          maxAttempts: settings.run.maxAttempts,
+          analyticsLeaseSeconds: settings.run.analyticsLeaseSeconds,
+        },
+        settings.run.databaseTimeoutMs,
+        targetsOf(settings),
+      );
+      analytics ??= createMatomoClient(settings.matomo);
       // Each run gets its own redactor: it learns the run's generated passwords.
       const runRedact = createRedactor(secretsOf(settings));
-      const worker = new Worker({
+      const run = new SiteRun({
         shell: createSshShell(settings.ssh),
-        analytics: createMatomoClient(settings.matomo),
+        analytics,
         store,
         log: createLogger(runRedact, write),
         redact: runRedact,
@@ -73,14 +105,23 @@ export function createApp(
           baseDelayMs: settings.run.retryBaseMs,
           maxDelayMs: settings.run.retryMaxMs,
         },
-        analyticsRetryMs: settings.run.analyticsRetryMs,
+        analyticsRetry: {
+          baseDelayMs: settings.run.analyticsRetryMs,
+          maxDelayMs: settings.run.analyticsRetryMaxMs,
+          maxAttempts: settings.run.analyticsMaxAttempts,
+        },
+        serverRetry: {
+          baseMs: settings.run.serverRetryBaseMs,
+          maxMs: settings.run.serverRetryMaxMs,
+        },
+        targets: targetsOf(settings),
         timeouts: {
           siteMs: settings.run.siteCommandTimeoutMs,
           certificateMs: settings.run.certificateTimeoutMs,
           checkMs: settings.run.checkTimeoutMs,
         },
       }, { maxConcurrent: settings.run.maxConcurrent, timeBudgetMs: settings.run.timeBudgetMs });
-      return { worker, store };
+      return { run, store };
     },
   });
   return { ...handler, log };

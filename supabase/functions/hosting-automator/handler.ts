@@ -1,21 +1,21 @@
-// The HTTP boundary (SPEC §3): method, key, settings, body, then claim and answer — 202 with the
-// work running on in the background, 200 with results when asked to wait, or a dry-run plan.
+// The HTTP boundary (docs/contract.md): method, caller, body size and type, settings, body, then
+// claim and answer — 202 with the work running on in the background, 200 with results when asked
+// to wait, or a dry-run plan.
 
-import { isAuthorized } from "./core/auth.ts";
-import { skipReason } from "./core/decisions.ts";
+import { callerRole } from "./core/auth.ts";
 import { toHostingError } from "./core/errors.ts";
 import { planSite } from "./core/plan.ts";
 import { parseBody, type Work } from "./core/request.ts";
 import type { LoadedSettings, Settings } from "./core/settings.ts";
 import type { HostingStore } from "./adapters/store.ts";
 import type { Logger } from "./lib/log.ts";
-import type { Skipped, Worker } from "./run/worker.ts";
+import type { SiteRun } from "./run/site_run.ts";
 
 /** Everything the handler needs from the outside, so tests can hand it fakes. */
 export interface Runtime {
   loaded: LoadedSettings;
-  /** Fresh adapters for one invocation (one SSH connection, one Matomo client). */
-  createRun(settings: Settings): { worker: Worker; store: HostingStore };
+  /** Fresh adapters for one invocation (its claims and lanes, one SSH connection). */
+  createRun(settings: Settings): { run: SiteRun; store: HostingStore };
   /** EdgeRuntime.waitUntil where present; otherwise the promise simply runs on. */
   waitUntil(work: Promise<unknown>): void;
   log: Logger;
@@ -30,6 +30,9 @@ export interface Handler {
   interrupt(reason: string): Promise<void>;
 }
 
+/** Larger bodies are refused unread: the contract's bodies are a few hundred bytes. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), {
     status,
@@ -39,43 +42,84 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
 const problem = (status: number, code: string, message: string, extra: object = {}) =>
   json(status, { error: { code, message, ...extra } });
 
+const UNAUTHORIZED = () =>
+  problem(
+    401,
+    "UNAUTHORIZED",
+    "present the project's service-role or secret key as 'Authorization: Bearer <key>' or 'apikey: <key>'",
+  );
+
+/** The body as text, or a Response when it is too large (read no further than the limit). */
+async function readBody(request: Request): Promise<string | Response> {
+  const tooLarge = () =>
+    problem(413, "BODY_TOO_LARGE", `the body must be at most ${MAX_BODY_BYTES} bytes`);
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) {
+    await request.body?.cancel().catch(() => {});
+    return tooLarge();
+  }
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => {});
+      return tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
 export function createHandler(runtime: Runtime): Handler {
-  const running = new Set<Worker>();
+  const running = new Set<SiteRun>();
 
   async function dryRun(settings: Settings, store: HostingStore, work: Work): Promise<Response> {
     const peek = await store.peek(work.siteId, settings.run.maxConcurrent);
-    const skipped: Skipped[] = [];
-    if (work.siteId && peek.due.length === 0) {
-      skipped.push({
-        site_id: work.siteId,
-        domain: peek.site?.domain ?? null,
-        status: peek.site?.status_hosting ?? null,
-        reason: skipReason(peek.site, runtime.now()),
-      });
-    }
-    const plans = peek.due.map((site) => planSite(site, settings.ssh.user, settings.matomo.url));
+    // A named site always gets its plan, whatever its state, with the reason a real call would
+    // not take it now; without a site, the plans of what is due.
+    const sites = work.siteId ? (peek.site ? [peek.site] : []) : peek.due;
+    const plans = sites.map((site) => ({
+      ...planSite(site, settings.ssh.user, settings.matomo.url),
+      skip_reason: site.due ? null : site.skip_reason ?? null,
+    }));
+    const skipped = work.siteId && !peek.site
+      ? [{ site_id: work.siteId, domain: null, status: null, reason: "NOT_FOUND" }]
+      : [];
     return json(200, { dry_run: true, plans, skipped });
   }
 
   async function perform(settings: Settings, work: Work): Promise<Response> {
-    const { worker, store } = runtime.createRun(settings);
+    const { run, store } = runtime.createRun(settings);
     if (work.dryRun) return await dryRun(settings, store, work);
 
-    const batch = await worker.claim(work.siteId);
+    const batch = await run.claim(work.siteId);
     runtime.log("info", "request", {
       mode: work.wait ? "wait" : "background",
       site_id: work.siteId,
       accepted: batch.accepted.length,
       skipped: batch.skipped.map((s) => s.reason).join(",") || undefined,
     });
-    running.add(worker);
-    const done = worker.run().finally(() => running.delete(worker));
+    running.add(run);
+    const done = run.run().finally(() => running.delete(run));
     if (work.wait) {
       return json(200, { results: await done, skipped: batch.skipped });
     }
     runtime.waitUntil(
       done.catch((error) =>
-        runtime.log("error", "background_run_failed", { msg: (error as Error).message })
+        runtime.log("error", "background_run_failed", {
+          msg: runtime.redact((error as Error).message),
+        })
       ),
     );
     return json(202, batch);
@@ -88,34 +132,54 @@ export function createHandler(runtime: Runtime): Handler {
           allow: "POST",
         });
       }
+      // Who calls comes first: an unauthenticated caller learns nothing about the settings.
       const loaded = runtime.loaded;
       const callerKeys = loaded.ok ? loaded.settings.callerKeys : loaded.callerKeys;
-      if (callerKeys.length === 0) {
-        return problem(500, "CONFIGURATION", "the function has no key to check callers against", {
-          settings: ["SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS: missing"],
-        });
+      const dispatchToken = loaded.ok ? loaded.settings.dispatchToken : loaded.dispatchToken;
+      const role = callerRole(request.headers, callerKeys, dispatchToken);
+      if (role === null) {
+        if (callerKeys.length === 0) {
+          runtime.log("error", "configuration", {
+            msg:
+              "SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS: missing; every call is refused",
+          });
+        }
+        await request.body?.cancel().catch(() => {});
+        return UNAUTHORIZED();
       }
-      if (!isAuthorized(request.headers, callerKeys)) {
+      const type = request.headers.get("content-type") ?? "";
+      const text = await readBody(request);
+      if (text instanceof Response) return text;
+      if (text.trim() !== "" && !/^application\/json\s*(;|$)/i.test(type)) {
         return problem(
-          401,
-          "UNAUTHORIZED",
-          "present the project's service-role or secret key as 'Authorization: Bearer <key>' or 'apikey: <key>'",
+          415,
+          "UNSUPPORTED_MEDIA_TYPE",
+          "send the body as JSON with 'Content-Type: application/json'",
         );
       }
       if (!loaded.ok) {
-        runtime.log("error", "configuration", { msg: loaded.problems.join("; ") });
+        runtime.log("error", "configuration", {
+          msg: loaded.problems.map((p) => `${p.setting}: ${p.message}`).join("; "),
+        });
         return problem(
           500,
           "CONFIGURATION",
-          `missing or invalid settings: ${loaded.problems.map((p) => p.split(":")[0]).join(", ")}`,
+          `missing or invalid settings: ${loaded.problems.map((p) => p.setting).join(", ")}`,
           { settings: loaded.problems },
         );
       }
-      const parsed = parseBody(await request.text());
+      const parsed = parseBody(text);
       if (!parsed.ok) {
         return problem(400, "INVALID_BODY", "the request body does not match the contract", {
           issues: parsed.issues,
         });
+      }
+      if (role === "dispatch" && (parsed.work.dryRun || parsed.work.wait)) {
+        return problem(
+          403,
+          "FORBIDDEN",
+          "the dispatch token only starts due work; use the service-role or secret key for dry_run or wait",
+        );
       }
       try {
         return await perform(loaded.settings, parsed.work);
@@ -131,7 +195,7 @@ export function createHandler(runtime: Runtime): Handler {
     },
 
     async interrupt(reason) {
-      await Promise.allSettled([...running].map((worker) => worker.interrupt(reason)));
+      await Promise.allSettled([...running].map((run) => run.interrupt(reason)));
     },
   };
 }

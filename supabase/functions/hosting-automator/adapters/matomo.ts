@@ -17,6 +17,10 @@ export interface Analytics {
   findSiteIds(domain: string): Promise<number[]>;
   /** Registers the domain; returns the new idsite. */
   addSite(domain: string): Promise<number>;
+  /** Until when no call is made (after an authentication failure or a block), or null. */
+  pausedUntil(): Date | null;
+  /** Pause calls until `until` (learnt from the database: another instance saw the failure). */
+  pauseUntil(until: Date): void;
 }
 
 export interface MatomoOptions {
@@ -25,22 +29,52 @@ export interface MatomoOptions {
   timeoutMs: number;
 }
 
+/** How long calls stop after Matomo refused the token: its brute-force window (docs/matomo.md). */
+export const AUTH_PAUSE_MS = 3_600_000;
+
+/**
+ * One client per function instance. Every wrong token counts towards Matomo's per-IP brute-force
+ * limit (20 failed logins block the IP), so: until one call has succeeded, calls go one at a time
+ * (concurrent lanes cannot send several wrong tokens at once), and after an authentication failure
+ * or a block no call is made for AUTH_PAUSE_MS.
+ */
 export function createMatomoClient(
   options: MatomoOptions,
   fetchFn: typeof fetch = fetch,
+  now: () => number = Date.now,
 ): Analytics {
-  // After an authentication failure or a block, stop calling for the rest of the run: every wrong
-  // token counts towards Matomo's per-IP brute-force limit (reference/matomo.md §B2).
+  let pausedUntil = 0;
   let stopped: HostingError | undefined;
+  let verified = false;
+  let probe: Promise<unknown> = Promise.resolve();
 
   async function send<T>(
     request: MatomoRequest,
     read: (answer: HttpAnswer) => Interpreted<T>,
   ): Promise<T> {
-    if (stopped) {
-      throw new HostingError(stopped.code, `${stopped.message} (not called again in this run)`, {
-        step: "analytics",
-      });
+    if (verified) return await call(request, read);
+    const previous = probe;
+    let done!: () => void;
+    probe = new Promise<void>((resolve) => (done = resolve));
+    try {
+      await previous;
+      return await call(request, read);
+    } finally {
+      done();
+    }
+  }
+
+  async function call<T>(
+    request: MatomoRequest,
+    read: (answer: HttpAnswer) => Interpreted<T>,
+  ): Promise<T> {
+    if (pausedUntil > now()) {
+      throw new HostingError(
+        stopped?.code ?? "MATOMO_AUTH",
+        `not called: Matomo is paused until ${new Date(pausedUntil).toISOString()}` +
+          (stopped ? ` after: ${stopped.message}` : " (another instance saw it refuse the token)"),
+        { step: "analytics" },
+      );
     }
     let answer: HttpAnswer;
     try {
@@ -75,9 +109,14 @@ export function createMatomoClient(
       );
     }
     const result = read(answer);
-    if (result.ok) return result.value;
+    if (result.ok) {
+      verified = true;
+      return result.value;
+    }
     if (result.error.code === "MATOMO_AUTH" || result.error.code === "MATOMO_BLOCKED") {
       stopped = result.error;
+      verified = false;
+      pausedUntil = Math.max(pausedUntil, now() + AUTH_PAUSE_MS);
     }
     throw result.error;
   }
@@ -85,5 +124,9 @@ export function createMatomoClient(
   return {
     findSiteIds: (domain) => send(lookupRequest(options.url, options.token, domain), readLookup),
     addSite: (domain) => send(addSiteRequest(options.url, options.token, domain), readAddSite),
+    pausedUntil: () => (pausedUntil > now() ? new Date(pausedUntil) : null),
+    pauseUntil: (until) => {
+      pausedUntil = Math.max(pausedUntil, until.getTime());
+    },
   };
 }

@@ -1,5 +1,6 @@
 // The database, through supabase-js RPCs to the migrations' functions (hosting_claim,
-// hosting_record_event, hosting_finish, hosting_peek). Answers are checked before use.
+// hosting_record_event, hosting_finish, hosting_release, hosting_report_health, hosting_peek).
+// Answers are checked before use.
 
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { z } from "zod";
@@ -19,6 +20,7 @@ const siteRow = z.object({
   next_attempt_at: z.string().nullable(),
   updated_at: z.string().nullable(),
   due: z.enum(["provision", "analytics"]).nullable(),
+  skip_reason: z.string().nullable().optional(),
 });
 export type SiteRow = z.infer<typeof siteRow>;
 
@@ -32,10 +34,18 @@ const job = z.object({
   site_user: z.string().nullable(),
   doc_root: z.string().nullable(),
   matomo_site_id: z.number().nullable(),
+  analytics_failures: z.number().default(0),
 });
 export type Job = z.infer<typeof job>;
 
-const claimAnswer = z.object({ claimed: z.array(job), site: siteRow.nullable() });
+const claimAnswer = z.object({
+  claimed: z.array(job),
+  site: siteRow.nullable(),
+  paused: z.object({ ssh: z.string().nullable(), matomo: z.string().nullable() })
+    .default({ ssh: null, matomo: null }),
+});
+export type ClaimAnswer = z.infer<typeof claimAnswer>;
+const healthAnswer = z.object({ paused_until: z.string().nullable(), failures: z.number() });
 const peekAnswer = z.object({ due: z.array(siteRow), site: siteRow.nullable() });
 const finishAnswer = z.object({ applied: z.boolean() });
 const eventAnswer = z.number();
@@ -48,6 +58,8 @@ export interface StepEvent {
   code?: string;
   message?: string;
   durationMs?: number;
+  /** The claim's token: recording the event then renews its lease. */
+  claimToken?: string;
 }
 
 export interface Finish {
@@ -59,9 +71,31 @@ export interface Finish {
   matomoSiteId?: number;
   errorCode?: string;
   errorMessage?: string;
-  nextAttemptAt?: Date;
+  /** "never": an active site whose analytics retries are used up. */
+  nextAttemptAt?: Date | "never";
   durationMs: number;
   eventCode?: string;
+  /** The failure was not the site's: the attempt is given back. */
+  refundAttempt?: boolean;
+  /** This finish records a failed Matomo registration. */
+  analyticsFailed?: boolean;
+}
+
+/** Which SSH server and Matomo this instance uses, and digests of the settings it uses them with. */
+export interface Targets {
+  ssh: { target: string; credential: string };
+  matomo: { target: string; credential: string };
+}
+
+export interface HealthReport {
+  target: string;
+  credential: string;
+  ok: boolean;
+  code?: string;
+  message?: string;
+  baseSeconds: number;
+  maxSeconds: number;
+  minSeconds?: number;
 }
 
 export interface ClaimLimits {
@@ -72,9 +106,12 @@ export interface ClaimLimits {
 }
 
 export interface HostingStore {
-  claim(siteId: string | undefined, limit: number): Promise<z.infer<typeof claimAnswer>>;
+  claim(siteId: string | undefined, limit: number): Promise<ClaimAnswer>;
   recordEvent(event: StepEvent): Promise<void>;
   finish(finish: Finish): Promise<{ applied: boolean }>;
+  /** Gives back claims that were never started; returns how many were given back. */
+  release(claimTokens: string[], reason: string): Promise<number>;
+  reportHealth(report: HealthReport): Promise<{ pausedUntil: Date | null }>;
   peek(siteId: string | undefined, limit: number): Promise<z.infer<typeof peekAnswer>>;
 }
 
@@ -82,6 +119,7 @@ export function createSupabaseStore(
   client: SupabaseClient,
   limits: ClaimLimits,
   timeoutMs: number,
+  targets: Targets,
 ): HostingStore {
   async function call<T>(fn: string, args: Record<string, unknown>, shape: z.ZodType<T>) {
     let answer;
@@ -116,6 +154,10 @@ export function createSupabaseStore(
         p_lease_seconds: limits.leaseSeconds,
         p_max_attempts: limits.maxAttempts,
         p_analytics_lease_seconds: limits.analyticsLeaseSeconds,
+        p_ssh_target: targets.ssh.target,
+        p_ssh_credential: targets.ssh.credential,
+        p_matomo_target: targets.matomo.target,
+        p_matomo_credential: targets.matomo.credential,
       }, claimAnswer),
     recordEvent: async (event) => {
       await call("hosting_record_event", {
@@ -126,6 +168,8 @@ export function createSupabaseStore(
         p_code: event.code ?? null,
         p_message: event.message ?? null,
         p_duration_ms: event.durationMs === undefined ? null : Math.round(event.durationMs),
+        p_claim_token: event.claimToken ?? null,
+        p_lease_seconds: event.claimToken ? limits.leaseSeconds : null,
       }, eventAnswer);
     },
     finish: (finish) =>
@@ -138,10 +182,29 @@ export function createSupabaseStore(
         p_matomo_site_id: finish.matomoSiteId ?? null,
         p_error_code: finish.errorCode ?? null,
         p_error_message: finish.errorMessage ?? null,
-        p_next_attempt_at: finish.nextAttemptAt?.toISOString() ?? null,
+        p_next_attempt_at: finish.nextAttemptAt === "never"
+          ? "infinity"
+          : finish.nextAttemptAt?.toISOString() ?? null,
         p_duration_ms: Math.round(finish.durationMs),
         p_event_code: finish.eventCode ?? null,
+        p_refund_attempt: finish.refundAttempt ?? false,
+        p_analytics_failed: finish.analyticsFailed ?? false,
       }, finishAnswer),
+    release: (claimTokens, reason) =>
+      call("hosting_release", { p_claim_tokens: claimTokens, p_reason: reason }, z.number()),
+    reportHealth: async (report) => {
+      const answer = await call("hosting_report_health", {
+        p_target: report.target,
+        p_credential: report.credential,
+        p_ok: report.ok,
+        p_code: report.code ?? null,
+        p_message: report.message ?? null,
+        p_base_seconds: report.baseSeconds,
+        p_max_seconds: report.maxSeconds,
+        p_min_seconds: report.minSeconds ?? 0,
+      }, healthAnswer);
+      return { pausedUntil: answer.paused_until ? new Date(answer.paused_until) : null };
+    },
     peek: (siteId, limit) =>
       call("hosting_peek", { p_site_id: siteId ?? null, p_limit: limit }, peekAnswer),
   };

@@ -28,3 +28,18 @@ export function isAuthorized(headers: Headers, validKeys: readonly string[]): bo
   }
   return authorized;
 }
+
+/**
+ * Who is calling: a holder of the project's service-role or secret key ("admin": anything the
+ * contract offers), of the dedicated dispatch token that the trigger and the sweeper send
+ * ("dispatch": only to start due work), or nobody. Both sets are always compared.
+ */
+export function callerRole(
+  headers: Headers,
+  adminKeys: readonly string[],
+  dispatchToken: string | undefined,
+): "admin" | "dispatch" | null {
+  const admin = isAuthorized(headers, adminKeys);
+  const dispatch = isAuthorized(headers, dispatchToken ? [dispatchToken] : []);
+  return admin ? "admin" : dispatch ? "dispatch" : null;
+}

@@ -22,7 +22,9 @@ export type Verb =
   | "site:add:static"
   | "lets-encrypt:install:certificate"
   | "site:delete"
+  | "server-state"
   | "inventory"
+  | "passwd"
   | "doc-root-check";
 
 /** POSIX single-quoting: the value reaches the program as one argument, whatever it holds. */
@@ -84,14 +86,110 @@ export function deleteSite(domain: string, sshUser: string): RemoteCommand {
 /** CloudPanel's own inventory (read-only): where the site lives and who owns it. */
 export const INVENTORY_PATH = "/home/clp/htdocs/app/data/db.sq3";
 
-/** The panel rows for the domain and its www/apex twin (CloudPanel treats them as one site). */
-export function inventoryLookup(domain: string, sshUser: string): RemoteCommand {
-  const twin = domain.startsWith("www.") ? domain.slice(4) : `www.${domain}`;
+/** The www/apex twin CloudPanel treats as the same site. */
+export function twinOf(domain: string): string {
+  return domain.startsWith("www.") ? domain.slice(4) : `www.${domain}`;
+}
+
+const MARK = "@@hosting-automator";
+
+/**
+ * One read-only round trip for everything a run decides on: the inventory rows for the domain,
+ * its twin and any site owned by one of the candidate users (with the certificate each serves),
+ * then which candidate users exist in /etc/passwd. Each part's exit code follows a marker line, so
+ * a failure of one keeps its own classification.
+ */
+export function serverState(domain: string, candidates: string[], sshUser: string): RemoteCommand {
   const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
-  const sql = `select domain_name, user, root_directory from site where domain_name in ` +
-    `(${literal(domain)}, ${literal(twin)})`;
-  const line = asUser(`sqlite3 -readonly -json ${INVENTORY_PATH} ${shellQuote(sql)}`, sshUser);
-  return { verb: "inventory", line, shown: line };
+  const users = candidates.map(literal).join(", ");
+  const sql = "select s.domain_name, s.user, s.root_directory, " +
+    "c.type as certificate_type, c.expires_at as certificate_expires_at " +
+    "from site s left join certificate c on c.id = s.certificate_id " +
+    `where s.domain_name in (${literal(domain)}, ${literal(twinOf(domain))}) ` +
+    `or s.user in (${users})`;
+  const inventory = asUser(`sqlite3 -readonly -json ${INVENTORY_PATH} ${shellQuote(sql)}`, sshUser);
+  const passwd = asUser(`getent passwd ${candidates.map(shellQuote).join(" ")}`, sshUser);
+  const line = `{ ${inventory}; } 2>&1; echo "${MARK} inventory $?"; ` +
+    `{ ${passwd}; } 2>&1; echo "${MARK} passwd $?"`;
+  return { verb: "server-state", line, shown: line };
+}
+
+export interface InventoryRow {
+  domain_name: string;
+  user: string;
+  root_directory: string;
+  /** CloudPanel's certificate.type of the served certificate: 1 self-signed, 2 Let's Encrypt. */
+  certificate_type: number | null;
+  /** UTC, "YYYY-MM-DD HH:MM:SS" as CloudPanel stores it. */
+  certificate_expires_at: string | null;
+}
+
+export interface ServerState {
+  sites: InventoryRow[];
+  /** The candidate users that exist on the server. */
+  users: string[];
+}
+
+/** Splits the probe's output at its markers and reads each part; a failed part is its error. */
+export function parseServerState(result: ExecResult): ServerState | HostingError {
+  const sections: Record<string, { text: string; code: number }> = {};
+  let buffer: string[] = [];
+  for (const line of result.stdout.split("\n")) {
+    const marker = line.match(new RegExp(`^${MARK} (\\w+) (\\d+)$`));
+    if (marker) {
+      sections[marker[1]] = { text: buffer.join("\n"), code: Number(marker[2]) };
+      buffer = [];
+    } else buffer.push(line);
+  }
+  const { inventory, passwd } = sections;
+  if (!inventory || !passwd) {
+    // The shell itself failed before the markers (a dropped channel, a killed session…).
+    const whole = classify("server-state", result);
+    return whole.kind === "failed"
+      ? whole.error
+      : commandError("CLPCTL_FAILED", "server-state", result);
+  }
+  const part = (text: string, code: number): ExecResult => ({ code, stdout: text, stderr: "" });
+  const inventoryOutcome = classify("inventory", part(inventory.text, inventory.code));
+  if (inventoryOutcome.kind === "failed") return inventoryOutcome.error;
+  // getent: 0 all found, 2 one or more not found; anything else is a real failure.
+  if (passwd.code !== 2) {
+    const outcome = classify("passwd", part(passwd.text, passwd.code));
+    if (outcome.kind === "failed") return outcome.error;
+  }
+  const text = inventory.text.trim();
+  let sites: InventoryRow[] = [];
+  if (text !== "") {
+    let rows: unknown;
+    try {
+      rows = JSON.parse(text);
+    } catch { /* reported below */ }
+    const valid = Array.isArray(rows) &&
+      rows.every((row) =>
+        typeof row?.domain_name === "string" && typeof row?.user === "string" &&
+        typeof row?.root_directory === "string"
+      );
+    if (!valid) {
+      return new HostingError(
+        "INVENTORY_UNAVAILABLE",
+        `unexpected answer from the CloudPanel inventory: ${text.slice(0, 200)}`,
+        { step: "site" },
+      );
+    }
+    sites = (rows as Array<Record<string, unknown>>).map((row) => ({
+      domain_name: row.domain_name as string,
+      user: row.user as string,
+      root_directory: row.root_directory as string,
+      certificate_type: row.certificate_type === null || row.certificate_type === undefined
+        ? null
+        : Number(row.certificate_type),
+      certificate_expires_at: typeof row.certificate_expires_at === "string"
+        ? row.certificate_expires_at
+        : null,
+    }));
+  }
+  const users = passwd.text.split("\n").map((l) => l.split(":")[0]).filter((u) => u !== "");
+  return { sites, users };
 }
 
 export function docRootCheck(docRoot: string, sshUser: string): RemoteCommand {
@@ -102,35 +200,6 @@ export function docRootCheck(docRoot: string, sshUser: string): RemoteCommand {
 /** `/home/{siteUser}/htdocs/{rootDirectory}`; for a static site rootDirectory is the domain. */
 export function docRootFor(siteUser: string, rootDirectory: string): string {
   return `/home/${siteUser}/htdocs/${rootDirectory}`;
-}
-
-export interface InventoryRow {
-  domain_name: string;
-  user: string;
-  root_directory: string;
-}
-
-/** sqlite3 -json prints nothing for no rows, else a JSON array of objects. */
-export function parseInventory(result: ExecResult): InventoryRow[] | HostingError {
-  const failure = classify("inventory", result);
-  if (failure.kind === "failed") return failure.error;
-  const text = result.stdout.trim();
-  if (text === "") return [];
-  try {
-    const rows = JSON.parse(text);
-    if (
-      Array.isArray(rows) &&
-      rows.every((row) =>
-        typeof row?.domain_name === "string" && typeof row?.user === "string" &&
-        typeof row?.root_directory === "string"
-      )
-    ) return rows as InventoryRow[];
-  } catch { /* reported below */ }
-  return new HostingError(
-    "INVENTORY_UNAVAILABLE",
-    `unexpected answer from the CloudPanel inventory: ${text.slice(0, 200)}`,
-    { step: "site" },
-  );
 }
 
 export type Outcome =
@@ -167,7 +236,7 @@ const DELETE: readonly Verb[] = ["site:delete"];
 export const RULES: readonly Rule[] = [
   // A read-only check whose tool is missing says so; everything else missing is clpctl itself.
   {
-    verbs: ["inventory"],
+    verbs: ["inventory", "passwd", "server-state"],
     when: (t, r) => r.code === 127 || /command not found/.test(t),
     then: { error: "INVENTORY_UNAVAILABLE" },
   },
@@ -232,7 +301,11 @@ export const RULES: readonly Rule[] = [
   { verbs: CERT, when: has(line('Site ".*" does not exist\\.')), then: { error: "SITE_MISSING" } },
   { verbs: DELETE, when: exitZero(/^Site \S+ has been deleted\.$/m), then: { kind: "deleted" } },
   { verbs: DELETE, when: has(line('Site ".*" does not exist\\.')), then: { kind: "not_found" } },
-  { verbs: ["inventory", "doc-root-check"], when: (_t, r) => r.code === 0, then: { kind: "ok" } },
+  {
+    verbs: ["inventory", "passwd", "doc-root-check"],
+    when: (_t, r) => r.code === 0,
+    then: { kind: "ok" },
+  },
   { verbs: ["doc-root-check"], when: (_t, r) => r.code === 1, then: { error: "DOC_ROOT_MISSING" } },
   {
     verbs: ["inventory"],
@@ -245,7 +318,9 @@ const STEP_OF: Record<Verb, Step> = {
   "site:add:static": "site",
   "lets-encrypt:install:certificate": "certificate",
   "site:delete": "site",
+  "server-state": "site",
   inventory: "site",
+  passwd: "site",
   "doc-root-check": "site",
 };
 
@@ -262,7 +337,7 @@ export function classify(verb: Verb, result: ExecResult): Outcome {
 }
 
 /** The error for a failed command: its code, the command, how it ended, and the first output lines. */
-function commandError(code: ErrorCode, verb: Verb, result: ExecResult): HostingError {
+export function commandError(code: ErrorCode, verb: Verb, result: ExecResult): HostingError {
   const ended = result.code === null
     ? `ended by signal ${result.signal ?? "unknown"}`
     : `exit ${result.code}`;

@@ -32,22 +32,31 @@ export function afterFailure(
   return { status: "pending", nextAttemptAt: new Date(now.getTime() + delayMs), delayMs };
 }
 
-/** When to try the Matomo registration of an active site again after `error`. */
-export function analyticsRetryAt(error: HostingError, retryMs: number, now: Date): Date {
+export interface AnalyticsPolicy {
+  /** Wait after the first failed registration; doubles with every further one. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Failed registrations in a row before the product gives up (an operator can retry). */
+  maxAttempts: number;
+}
+
+/**
+ * When to try the Matomo registration of an active site again after `error`, given how many had
+ * failed before it; "never" once the limit is reached. Never sooner than the code's own floor.
+ */
+export function analyticsRetryAt(
+  error: HostingError,
+  failedBefore: number,
+  policy: AnalyticsPolicy,
+  now: Date,
+): Date | "never" {
+  if (failedBefore + 1 >= policy.maxAttempts) return "never";
+  const exponential = Math.min(policy.baseDelayMs * 2 ** failedBefore, policy.maxDelayMs);
   const floor = (ERROR_CODES[error.code] as { minRetryMs?: number }).minRetryMs ?? 0;
-  return new Date(now.getTime() + Math.max(retryMs, floor));
+  return new Date(now.getTime() + Math.max(exponential, floor));
 }
 
-/** The row fields that explain a claim that did not happen. */
-export interface SiteState {
-  status_dns: string | null;
-  status_hosting: string;
-  matomo_site_id: number | null;
-  lease_until: string | null;
-  next_attempt_at: string | null;
-  due: string | null;
-}
-
+/** Why a site asked for by id was not claimed: the database's verdict (hosting_skip_reason). */
 export type SkipReason =
   | "NOT_FOUND"
   | "DNS_NOT_ACTIVE"
@@ -55,24 +64,7 @@ export type SkipReason =
   | "IN_PROGRESS"
   | "NOT_DUE"
   | "FAILED"
-  | "AT_CAPACITY";
-
-/** Why a site asked for by id was not claimed. `due` is the database's own verdict. */
-export function skipReason(site: SiteState | null, now: Date): SkipReason {
-  if (site === null) return "NOT_FOUND";
-  if (site.status_dns !== "active") return "DNS_NOT_ACTIVE";
-  const leased = site.lease_until !== null && new Date(site.lease_until) > now;
-  const waiting = site.next_attempt_at !== null && new Date(site.next_attempt_at) > now;
-  switch (site.status_hosting) {
-    case "active":
-      if (site.matomo_site_id !== null) return "ALREADY_ACTIVE";
-      return leased ? "IN_PROGRESS" : waiting ? "NOT_DUE" : "ALREADY_ACTIVE";
-    case "provisioning":
-      return leased ? "IN_PROGRESS" : "AT_CAPACITY";
-    case "failed":
-      return "FAILED";
-    default:
-      // pending: not due yet, or due but every provisioning slot is taken
-      return waiting ? "NOT_DUE" : site.due ? "AT_CAPACITY" : "NOT_DUE";
-  }
-}
+  | "AT_CAPACITY"
+  | "SERVER_PAUSED"
+  | "ANALYTICS_PAUSED"
+  | "ANALYTICS_GAVE_UP";

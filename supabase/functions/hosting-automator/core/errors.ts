@@ -4,29 +4,32 @@
  * the others (and the last allowed attempt) end in `failed`. `minRetryMs` sets a floor on the wait. */
 export const ERROR_CODES = {
   INVALID_DOMAIN: { retryable: false },
-  SSH_KEY_INVALID: { retryable: false },
-  HOST_KEY_MISMATCH: { retryable: false },
-  SSH_AUTH_FAILED: { retryable: false },
-  SSH_UNREACHABLE: { retryable: true },
-  SSH_TIMEOUT: { retryable: true },
-  SSH_CONNECTION_LOST: { retryable: true },
+  // The server's failures, not the site's: the run stops claiming, the server is paused with
+  // backoff for every instance, the site waits for it without using up an attempt.
+  SSH_KEY_INVALID: { retryable: true, server: true },
+  HOST_KEY_MISMATCH: { retryable: true, server: true },
+  SSH_AUTH_FAILED: { retryable: true, server: true },
+  SSH_UNREACHABLE: { retryable: true, server: true },
+  SSH_TIMEOUT: { retryable: true, server: true },
+  SSH_CONNECTION_LOST: { retryable: true, server: true },
+  SUDO_REFUSED: { retryable: true, server: true },
+  CLPCTL_NOT_FOUND: { retryable: true, server: true },
+  INVENTORY_UNAVAILABLE: { retryable: true, server: true },
+  // CloudPanel cannot download the Public Suffix List: every site fails the same way.
+  CLOUDPANEL_NETWORK: { retryable: true, server: true },
   COMMAND_TIMEOUT: { retryable: true },
-  SUDO_REFUSED: { retryable: false },
-  CLPCTL_NOT_FOUND: { retryable: false },
   SITE_USER_CONFLICT: { retryable: false },
   SITE_CONFLICT: { retryable: false },
   SITE_MISSING: { retryable: true },
-  INVENTORY_UNAVAILABLE: { retryable: false },
   DOC_ROOT_MISSING: { retryable: false },
   INVALID_INPUT: { retryable: false },
-  CLOUDPANEL_NETWORK: { retryable: true },
   DNS_NOT_READY: { retryable: true },
   RATE_LIMITED: { retryable: true, minRetryMs: 3_600_000 },
   LETS_ENCRYPT_UNAVAILABLE: { retryable: true },
   CLPCTL_FAILED: { retryable: true },
   MATOMO_UNREACHABLE: { retryable: true },
   MATOMO_TIMEOUT: { retryable: true },
-  // A wrong token counts as a failed login: 20 in an hour block the caller's IP (reference §B2).
+  // A wrong token counts as a failed login: 20 in an hour block the caller's IP (docs/matomo.md).
   MATOMO_AUTH: { retryable: true, minRetryMs: 3_600_000 },
   MATOMO_BLOCKED: { retryable: true, minRetryMs: 3_600_000 },
   MATOMO_HTTP: { retryable: true },
@@ -35,7 +38,10 @@ export const ERROR_CODES = {
   DATABASE_ERROR: { retryable: true },
   INTERRUPTED: { retryable: true },
   INTERNAL: { retryable: true },
-} as const satisfies Record<string, { retryable: boolean; minRetryMs?: number }>;
+} as const satisfies Record<
+  string,
+  { retryable: boolean; minRetryMs?: number; server?: boolean }
+>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -60,6 +66,11 @@ export class HostingError extends Error {
   get retryable(): boolean {
     return ERROR_CODES[this.code].retryable;
   }
+
+  /** A failure of the server (or its connection), not of the site: see ERROR_CODES. */
+  get serverLevel(): boolean {
+    return (ERROR_CODES[this.code] as { server?: boolean }).server === true;
+  }
 }
 
 /** Brand check rather than instanceof: works across module copies and realms. */
@@ -75,4 +86,10 @@ export function toHostingError(value: unknown, step?: Step): HostingError {
   if (isHostingError(value)) return value;
   const message = value instanceof Error ? value.message : String(value);
   return new HostingError("INTERNAL", `unexpected error: ${message}`, { step, cause: value });
+}
+
+/** A warning or an error as the caller and hosting_events see it. */
+export interface Issue {
+  code: string;
+  message: string;
 }

@@ -6,11 +6,11 @@ import {
   docRootCheck,
   docRootFor,
   installCertificate,
-  inventoryLookup,
+  serverState,
 } from "./cloudpanel.ts";
 import { validateDomain } from "./domain.ts";
 import { addSiteRequest, describeRequest, lookupRequest } from "./matomo.ts";
-import { deriveSiteUser } from "./site_user.ts";
+import { siteUserCandidates } from "./site_user.ts";
 
 export interface PlannedSite {
   site_id: string;
@@ -29,6 +29,9 @@ export interface PlanInput {
   due: "provision" | "analytics" | null;
   matomo_site_id: number | null;
 }
+
+/** How many site user names a run considers (see run/provision.ts). */
+export const CANDIDATES = 5;
 
 export function planSite(
   site: PlanInput,
@@ -52,13 +55,17 @@ export function planSite(
     return plan;
   }
   if (work === "provision") {
-    plan.site_user = deriveSiteUser(site.domain);
+    // The same builders and candidate names the run uses (run/provision.ts).
+    const candidates = siteUserCandidates(site.domain, CANDIDATES);
+    plan.site_user = candidates[0];
     plan.doc_root = docRootFor(plan.site_user, site.domain);
     plan.commands = [
-      addStaticSite(site.domain, plan.site_user, "***", sshUser).shown,
-      `${inventoryLookup(site.domain, sshUser).shown}   # only if the site already exists`,
-      docRootCheck(plan.doc_root, sshUser).shown,
-      installCertificate(site.domain, sshUser).shown,
+      `${serverState(site.domain, candidates, sshUser).shown}   # always: what the server has`,
+      `${addStaticSite(site.domain, plan.site_user, "***", sshUser).shown}` +
+      "   # only if it has no site for the domain (under the first free candidate user)",
+      `${docRootCheck(plan.doc_root, sshUser).shown}   # only if the site already exists (adopted)`,
+      `${installCertificate(site.domain, sshUser).shown}` +
+      "   # unless a Let's Encrypt certificate valid for 30 more days is served",
     ];
   }
   if (site.matomo_site_id === null) {

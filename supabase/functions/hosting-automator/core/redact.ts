@@ -3,8 +3,6 @@
 const PRIVATE_KEY_BLOCK =
   /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
 const MASK = "***";
-// Shorter values would mask ordinary words; settings validation rejects such secrets anyway.
-const MIN_SECRET_LENGTH = 6;
 
 export interface Redactor {
   (text: string): string;
@@ -25,7 +23,8 @@ export function createRedactor(secrets: Iterable<string | undefined> = []): Reda
   redact.add = (secret) => {
     if (secret === undefined) return;
     for (const variant of [secret, secret.trim(), encodeURIComponent(secret)]) {
-      if (variant.length >= MIN_SECRET_LENGTH) known.add(variant);
+      // Every configured secret, whatever its length: a short one is still a secret.
+      if (variant.length > 0) known.add(variant);
     }
     // A multi-line secret (a private key) also leaks line by line.
     for (const line of secret.split(/\r?\n|\\n/)) {

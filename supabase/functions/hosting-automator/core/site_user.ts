@@ -2,7 +2,7 @@
 
 import { createHash } from "node:crypto";
 
-// CloudPanel: /^[a-z][-a-z0-9_]+$/, 3 to 32 characters (reference/cloudpanel.md §A4); lower case
+// CloudPanel: /^[a-z][-a-z0-9_]+$/, 3 to 32 characters (docs/cloudpanel.md); lower case
 // only, because useradd refuses upper case.
 export const SITE_USER_PATTERN = /^[a-z][-a-z0-9_]{2,31}$/;
 const MAX = 32;
@@ -15,10 +15,31 @@ const HASH_CHARS = 10; // 40 bits: a collision between two long domains is not a
  * so it can never equal a name of the first form (which always has one). Same input, same output.
  */
 export function deriveSiteUser(domain: string): string {
-  const direct = domain.replaceAll(".", "_");
-  if (direct.length <= MAX && /^[a-z]/.test(direct)) return direct;
+  return siteUserCandidates(domain, 1)[0];
+}
 
-  const hash = createHash("sha256").update(domain).digest("hex").slice(0, HASH_CHARS);
+/**
+ * The names to try for a domain, in order, when earlier ones are taken by orphans (a Linux user
+ * left without a site): candidate k ≥ 2 is the first form plus `-k` (a first form ends in the
+ * letters of a TLD, so the suffix can never make another domain's name), or, when that does not
+ * fit, the hashed form of `domain#k`. Deterministic: every run tries the same names.
+ */
+export function siteUserCandidates(domain: string, count: number): string[] {
+  const direct = domain.replaceAll(".", "_");
+  const names: string[] = [];
+  for (let k = 1; names.length < count; k++) {
+    const suffixed = k === 1 ? direct : `${direct}-${k}`;
+    names.push(
+      suffixed.length <= MAX && /^[a-z]/.test(direct)
+        ? suffixed
+        : hashed(domain, k === 1 ? domain : `${domain}#${k}`),
+    );
+  }
+  return names;
+}
+
+function hashed(domain: string, key: string): string {
+  const hash = createHash("sha256").update(key).digest("hex").slice(0, HASH_CHARS);
   let readable = domain.replace(/[^a-z0-9]+/g, "-").replace(/^[^a-z]+/, "");
   readable = readable.slice(0, MAX - HASH_CHARS - 1).replace(/-+$/, "");
   return `${readable || "site"}-${hash}`;

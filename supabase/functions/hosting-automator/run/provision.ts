@@ -1,32 +1,39 @@
-// One claimed job, step by step: site → certificate → analytics → finish (or analytics alone for
-// an active site without a Matomo id). Each step is timed, logged and written to hosting_events;
-// every failure becomes data in the site's result and the row's next state.
+// One claimed job: look at the server, then do only what is missing — site, certificate,
+// analytics — and write the outcome (or analytics alone for an active site without a Matomo id).
+// Every failure becomes data in the site's result and the row's next state.
 
 import {
   addStaticSite,
   classify,
   docRootCheck,
-  docRootFor,
+  type ExecResult,
   installCertificate,
-  inventoryLookup,
-  parseInventory,
+  parseServerState,
+  type RemoteCommand,
+  type ServerState,
+  serverState,
 } from "../core/cloudpanel.ts";
-import { afterFailure, analyticsRetryAt, type RetryPolicy } from "../core/decisions.ts";
+import {
+  afterFailure,
+  type AnalyticsPolicy,
+  analyticsRetryAt,
+  type RetryPolicy,
+} from "../core/decisions.ts";
 import { validateDomain } from "../core/domain.ts";
-import { HostingError, type Step, toHostingError } from "../core/errors.ts";
+import { HostingError, type Issue, type Step, toHostingError } from "../core/errors.ts";
+import { decidePlacement } from "../core/placement.ts";
+import { CANDIDATES } from "../core/plan.ts";
 import type { Redactor } from "../core/redact.ts";
-import { deriveSiteUser } from "../core/site_user.ts";
+import { siteUserCandidates } from "../core/site_user.ts";
 import type { Analytics } from "../adapters/matomo.ts";
 import type { RemoteShell } from "../adapters/ssh.ts";
-import type { HostingStore, Job } from "../adapters/store.ts";
+import type { Finish, HostingStore, Job, Targets } from "../adapters/store.ts";
 import type { Logger } from "../lib/log.ts";
+import { createJournal, type Journal } from "./journal.ts";
 
-export interface Issue {
-  code: string;
-  message: string;
-}
+export type { Issue };
 
-/** What the caller learns about one site (SPEC §3). */
+/** What the caller learns about one site (docs/contract.md). */
 export interface SiteResult {
   site_id: string;
   domain: string;
@@ -50,213 +57,234 @@ export interface JobContext {
   newPassword: () => string;
   sshUser: string;
   retry: RetryPolicy;
-  analyticsRetryMs: number;
+  analyticsRetry: AnalyticsPolicy;
+  /** Backoff of a paused server, when the database cannot say (it normally decides). */
+  serverRetry: { baseMs: number; maxMs: number };
+  targets: Targets;
   timeouts: { siteMs: number; certificateMs: number; checkMs: number };
 }
 
-type StepOutcome<T> = {
-  value: T;
-  outcome: "ok" | "warning" | "skipped";
-  code: string;
-  message?: string;
-};
-
-/** Times `work`, then logs it and records its event; a thrown error is recorded and rethrown. */
-async function step<T>(
-  ctx: JobContext,
-  job: Job,
-  name: Step,
-  work: () => Promise<StepOutcome<T>>,
-): Promise<T> {
-  const started = performance.now();
-  try {
-    const done = await work();
-    await note(ctx, job, name, done.outcome, done.code, done.message, performance.now() - started);
-    return done.value;
-  } catch (thrown) {
-    const error = toHostingError(thrown, name);
-    await note(ctx, job, name, "error", error.code, error.message, performance.now() - started);
-    throw error;
-  }
-}
-
-async function note(
-  ctx: JobContext,
-  job: Job,
-  name: Step,
-  outcome: "ok" | "warning" | "error" | "skipped",
-  code: string,
-  message: string | undefined,
-  durationMs: number,
-): Promise<void> {
-  const clean = message === undefined ? undefined : ctx.redact(message);
-  ctx.log(outcome === "error" ? "error" : outcome === "warning" ? "warn" : "info", "step", {
-    site_id: job.site_id,
-    domain: job.domain,
-    attempt: job.attempt,
-    step: name,
-    outcome,
-    code,
-    duration_ms: Math.round(durationMs),
-    msg: clean,
-  });
-  try {
-    await ctx.store.recordEvent({
-      siteId: job.site_id,
-      attempt: job.attempt,
-      step: name,
-      outcome,
-      code,
-      message: clean,
-      durationMs,
-    });
-  } catch (error) {
-    // The log line above still carries the step; the row's final state is written separately.
-    ctx.log("error", "event_not_recorded", {
-      site_id: job.site_id,
-      step: name,
-      code: "DATABASE_ERROR",
-      msg: (error as Error).message,
-    });
-  }
-}
-
-interface Placement {
+interface Placed {
   siteUser: string;
   docRoot: string;
+  certificateValidUntil: Date | null;
 }
 
-/** Creates the site, or adopts the one CloudPanel already has for this exact domain. */
-async function placeSite(ctx: JobContext, job: Job, warnings: Issue[]): Promise<Placement> {
-  return await step(ctx, job, "site", async () => {
+/** Runs a command and masks every known secret in what it printed, before anything reads it. */
+async function exec(ctx: JobContext, command: RemoteCommand, timeoutMs: number) {
+  const result: ExecResult = await ctx.shell.run(command, timeoutMs);
+  return { ...result, stdout: ctx.redact(result.stdout), stderr: ctx.redact(result.stderr) };
+}
+
+async function readServer(ctx: JobContext, job: Job, candidates: string[]): Promise<ServerState> {
+  const state = parseServerState(
+    await exec(ctx, serverState(job.domain, candidates, ctx.sshUser), ctx.timeouts.checkMs),
+  );
+  if (state instanceof HostingError) throw state;
+  return state;
+}
+
+/** Adopts the domain's existing site, or creates it under the first free candidate user. */
+async function placeSite(
+  ctx: JobContext,
+  journal: Journal,
+  job: Job,
+  warnings: Issue[],
+): Promise<Placed> {
+  return await journal.timed("site", async () => {
     const domain = validateDomain(job.domain);
     if (!domain.ok) throw domain.error;
+    const candidates = siteUserCandidates(job.domain, CANDIDATES);
+    const decide = async () =>
+      decidePlacement({
+        domain: job.domain,
+        recordedUser: job.site_user,
+        candidates,
+        state: await readServer(ctx, job, candidates),
+        now: ctx.now(),
+      });
 
-    let siteUser = deriveSiteUser(job.domain);
-    let docRoot = docRootFor(siteUser, job.domain);
-    const password = ctx.newPassword();
-    ctx.redact.add(password);
-    const added = classify(
-      "site:add:static",
-      await ctx.shell.run(
-        addStaticSite(job.domain, siteUser, password, ctx.sshUser),
-        ctx.timeouts.siteMs,
-      ),
-    );
-    let adoption: Issue | undefined;
-    if (added.kind === "failed") throw added.error;
-    if (added.kind === "exists") {
-      const rows = parseInventory(
-        await ctx.shell.run(inventoryLookup(job.domain, ctx.sshUser), ctx.timeouts.checkMs),
+    let placement = await decide();
+    if (placement.kind === "create") {
+      const { siteUser, docRoot, warnings: orphans } = placement;
+      const password = ctx.newPassword();
+      ctx.redact.add(password);
+      const added = classify(
+        "site:add:static",
+        await exec(
+          ctx,
+          addStaticSite(job.domain, siteUser, password, ctx.sshUser),
+          ctx.timeouts.siteMs,
+        ),
       );
-      if (rows instanceof HostingError) throw rows;
-      const own = rows.find((row) => row.domain_name === job.domain);
-      if (!own) {
-        const holder = rows[0]?.domain_name;
-        throw new HostingError(
-          "SITE_CONFLICT",
-          holder
-            ? `CloudPanel refuses ${job.domain} because its site ${holder} covers it (www/apex)`
-            : `CloudPanel says ${job.domain} exists but its inventory has no such site`,
-          { step: "site" },
-        );
+      if (added.kind === "failed") throw added.error;
+      if (added.kind === "created") {
+        const value = { siteUser, docRoot, certificateValidUntil: null };
+        const message = `created with site user ${siteUser} at ${docRoot}`;
+        if (orphans.length === 0) return { value, outcome: "ok", code: "SITE_CREATED", message };
+        warnings.push(...orphans);
+        return {
+          value,
+          outcome: "warning",
+          code: "SITE_USER_ORPHAN",
+          message: `${message}; ${orphans.map((o) => o.message).join("; ")}`,
+        };
       }
-      siteUser = own.user;
-      docRoot = docRootFor(own.user, own.root_directory);
-      adoption = {
-        code: "SITE_ADOPTED",
-        message: `the CloudPanel site already existed (site user ${siteUser}); adopted`,
-      };
+      placement = await decide(); // "already exists": another worker or a person was faster
     }
-    const check = classify(
-      "doc-root-check",
-      await ctx.shell.run(docRootCheck(docRoot, ctx.sshUser), ctx.timeouts.checkMs),
-    );
-    if (check.kind === "failed") {
+    if (placement.kind === "conflict") throw placement.error;
+    if (placement.kind === "create") {
       throw new HostingError(
-        "DOC_ROOT_MISSING",
-        `the document root ${docRoot} does not exist on the server`,
+        "SITE_CONFLICT",
+        `CloudPanel says ${job.domain} exists but its inventory has no such site`,
         { step: "site" },
       );
     }
-    if (adoption) {
-      warnings.push(adoption);
-      return { value: { siteUser, docRoot }, outcome: "warning", ...adoption };
-    }
-    return {
-      value: { siteUser, docRoot },
-      outcome: "ok",
-      code: "SITE_CREATED",
-      message: `created with site user ${siteUser} at ${docRoot}`,
+    // An existing site: its document root must really be there.
+    const check = classify(
+      "doc-root-check",
+      await exec(ctx, docRootCheck(placement.docRoot, ctx.sshUser), ctx.timeouts.checkMs),
+    );
+    if (check.kind === "failed") throw check.error;
+    const adopted = {
+      code: "SITE_ADOPTED",
+      message: `the CloudPanel site already existed (site user ${placement.siteUser}); adopted`,
     };
+    warnings.push(adopted);
+    const { siteUser, docRoot, certificateValidUntil } = placement;
+    return { value: { siteUser, docRoot, certificateValidUntil }, outcome: "warning", ...adopted };
   });
 }
 
-async function issueCertificate(ctx: JobContext, job: Job): Promise<void> {
-  await step(ctx, job, "certificate", async () => {
+/** Creates the site: the first version's step with orphan names reported. */
+async function issueCertificate(ctx: JobContext, journal: Journal, job: Job, placed: Placed) {
+  if (placed.certificateValidUntil !== null) {
+    await journal.record(
+      "certificate",
+      "skipped",
+      "CERTIFICATE_VALID",
+      `a Let's Encrypt certificate is served until ${placed.certificateValidUntil.toISOString()}; ` +
+        `not requested again (CloudPanel renews it)`,
+    );
+    return;
+  }
+  await journal.timed("certificate", async () => {
     const result = classify(
       "lets-encrypt:install:certificate",
-      await ctx.shell.run(installCertificate(job.domain, ctx.sshUser), ctx.timeouts.certificateMs),
+      await exec(ctx, installCertificate(job.domain, ctx.sshUser), ctx.timeouts.certificateMs),
     );
     if (result.kind === "failed") throw result.error;
     return { value: undefined, outcome: "ok", code: "CERTIFICATE_INSTALLED" };
   });
 }
 
+interface AnalyticsOutcome {
+  id: number | null;
+  retryAt: Date | "never" | null;
+  failed: boolean;
+}
+
 /** Look up first, create only when absent; a failure is a warning, never the site's failure. */
 async function registerAnalytics(
   ctx: JobContext,
+  journal: Journal,
   job: Job,
   warnings: Issue[],
-): Promise<{ id: number | null; retryAt: Date | null }> {
+): Promise<AnalyticsOutcome> {
   if (job.matomo_site_id !== null) {
-    await note(
-      ctx,
-      job,
+    await journal.record(
       "analytics",
       "skipped",
       "ALREADY_REGISTERED",
       `idsite ${job.matomo_site_id}`,
-      0,
     );
-    return { id: job.matomo_site_id, retryAt: null };
+    return { id: job.matomo_site_id, retryAt: null, failed: false };
   }
+  const paused = ctx.analytics.pausedUntil();
+  if (paused !== null) {
+    const issue = {
+      code: "MATOMO_PAUSED",
+      message: `Matomo is not called until ${paused.toISOString()} (it refused the token)`,
+    };
+    warnings.push(issue);
+    await journal.record("analytics", "warning", issue.code, issue.message);
+    return { id: null, retryAt: paused, failed: false };
+  }
+  const started = performance.now();
   try {
-    return await step(ctx, job, "analytics", async () => {
-      const found = await ctx.analytics.findSiteIds(job.domain);
-      if (found.length > 0) {
-        const [id] = found;
-        if (found.length > 1) {
-          const duplicates = {
-            code: "MATOMO_DUPLICATES",
-            message: `Matomo has ${found.length} sites for this URL (${
-              found.join(", ")
-            }); using ${id}`,
-          };
-          warnings.push(duplicates);
-          return { value: { id, retryAt: null }, outcome: "warning", ...duplicates };
-        }
-        return {
-          value: { id, retryAt: null },
-          outcome: "ok",
-          code: "MATOMO_FOUND",
-          message: `idsite ${id}`,
-        };
-      }
-      const id = await ctx.analytics.addSite(job.domain);
-      return {
-        value: { id, retryAt: null },
-        outcome: "ok",
-        code: "MATOMO_CREATED",
-        message: `idsite ${id}`,
-      };
-    });
+    const found = await ctx.analytics.findSiteIds(job.domain);
+    let id = found[0];
+    let code = "MATOMO_FOUND";
+    let outcome: "ok" | "warning" = "ok";
+    let message = `idsite ${id}`;
+    if (found.length > 1) {
+      outcome = "warning";
+      code = "MATOMO_DUPLICATES";
+      message = `Matomo has ${found.length} sites for this URL (${found.join(", ")}); using ${id}`;
+      warnings.push({ code, message });
+    } else if (found.length === 0) {
+      id = await ctx.analytics.addSite(job.domain);
+      code = "MATOMO_CREATED";
+      message = `idsite ${id}`;
+    }
+    await journal.record("analytics", outcome, code, message, performance.now() - started);
+    return { id, retryAt: null, failed: false };
   } catch (thrown) {
-    // step() recorded it as an error event; for the site it is a warning.
     const error = toHostingError(thrown, "analytics");
-    warnings.push({ code: error.code, message: ctx.redact(error.message) });
-    return { id: null, retryAt: analyticsRetryAt(error, ctx.analyticsRetryMs, ctx.now()) };
+    const message = ctx.redact(error.message);
+    warnings.push({ code: error.code, message });
+    await journal.record("analytics", "warning", error.code, message, performance.now() - started);
+    let retryAt = analyticsRetryAt(error, job.analytics_failures, ctx.analyticsRetry, ctx.now());
+    if (error.code === "MATOMO_AUTH" || error.code === "MATOMO_BLOCKED") {
+      const until = await pauseMatomo(ctx, error);
+      if (until && retryAt !== "never" && until > retryAt) retryAt = until;
+    }
+    if (retryAt === "never") {
+      await journal.record(
+        "analytics",
+        "warning",
+        "ANALYTICS_GAVE_UP",
+        `${ctx.analyticsRetry.maxAttempts} registrations failed; no further retry ` +
+          `(select public.hosting_retry('${job.domain}') to try again)`,
+      );
+    }
+    return { id: null, retryAt, failed: true };
   }
+}
+
+/** Shares Matomo's refusal with every instance (and every later run) through the database. */
+async function pauseMatomo(ctx: JobContext, error: HostingError): Promise<Date | null> {
+  try {
+    const { pausedUntil } = await ctx.store.reportHealth({
+      ...ctx.targets.matomo,
+      ok: false,
+      code: error.code,
+      message: ctx.redact(error.message),
+      baseSeconds: 3_600,
+      maxSeconds: 86_400,
+      minSeconds: 3_600,
+    });
+    if (pausedUntil) ctx.analytics.pauseUntil(pausedUntil);
+    return pausedUntil;
+  } catch {
+    return ctx.analytics.pausedUntil();
+  }
+}
+
+/** Pauses the server for every instance; when the database cannot be told, backs off locally. */
+async function pauseServer(ctx: JobContext, error: HostingError): Promise<Date> {
+  try {
+    const { pausedUntil } = await ctx.store.reportHealth({
+      ...ctx.targets.ssh,
+      ok: false,
+      code: error.code,
+      message: ctx.redact(error.message),
+      baseSeconds: Math.round(ctx.serverRetry.baseMs / 1000),
+      maxSeconds: Math.round(ctx.serverRetry.maxMs / 1000),
+    });
+    if (pausedUntil) return pausedUntil;
+  } catch { /* below */ }
+  return new Date(ctx.now().getTime() + ctx.serverRetry.baseMs);
 }
 
 function result(
@@ -279,12 +307,15 @@ function result(
   };
 }
 
+const iso = (at: Date | "never" | null | undefined) =>
+  at === "never" ? "infinity" : at?.toISOString() ?? null;
+
 /** Writes the final state; a claim taken over meanwhile is reported, not overwritten. */
 async function finish(
   ctx: JobContext,
   job: Job,
   started: number,
-  fields: Omit<Parameters<HostingStore["finish"]>[0], "siteId" | "claimToken" | "durationMs">,
+  fields: Omit<Finish, "siteId" | "claimToken" | "durationMs">,
 ): Promise<boolean> {
   const { applied } = await ctx.store.finish({
     siteId: job.site_id,
@@ -311,39 +342,41 @@ export async function provisionSite(
   ctx: JobContext,
   claimedAt: number,
 ): Promise<SiteResult> {
+  const journal = createJournal(ctx, job);
   const warnings: Issue[] = [];
   const reached: Step[] = [];
-  let placement: Placement | undefined;
+  let placed: Placed | undefined;
   try {
     reached.push("site");
-    placement = await placeSite(ctx, job, warnings);
+    placed = await placeSite(ctx, journal, job, warnings);
     reached.push("certificate");
-    await issueCertificate(ctx, job);
+    await issueCertificate(ctx, journal, job, placed);
     reached.push("analytics");
-    const matomo = await registerAnalytics(ctx, job, warnings);
+    const matomo = await registerAnalytics(ctx, journal, job, warnings);
     const applied = await finish(ctx, job, claimedAt, {
       status: "active",
-      siteUser: placement.siteUser,
-      docRoot: placement.docRoot,
+      siteUser: placed.siteUser,
+      docRoot: placed.docRoot,
       matomoSiteId: matomo.id ?? undefined,
       nextAttemptAt: matomo.retryAt ?? undefined,
+      analyticsFailed: matomo.failed,
       eventCode: "ACTIVE",
     });
     return result(job, claimedAt, ctx, {
       status: applied ? "active" : "superseded",
-      doc_root: placement.docRoot,
+      doc_root: placed.docRoot,
       matomo_site_id: matomo.id,
       warnings,
-      next_attempt_at: matomo.retryAt?.toISOString() ?? null,
+      next_attempt_at: iso(matomo.retryAt),
     });
   } catch (thrown) {
     const error = toHostingError(thrown);
     for (const later of ["certificate", "analytics"] as const) {
       if (!reached.includes(later)) {
-        await note(ctx, job, later, "skipped", error.code, "not run: an earlier step failed", 0);
+        await journal.record(later, "skipped", error.code, "not run: an earlier step failed");
       }
     }
-    return await fail(ctx, job, claimedAt, error, warnings, placement);
+    return await fail(ctx, job, claimedAt, error, warnings, placed);
   }
 }
 
@@ -353,21 +386,28 @@ async function fail(
   claimedAt: number,
   error: HostingError,
   warnings: Issue[],
-  placement?: Placement,
+  placed?: Placed,
 ): Promise<SiteResult> {
-  const next = afterFailure(error, job.attempt, ctx.retry, ctx.now());
   const message = ctx.redact(error.message);
+  // Not the site's fault: it waits for the server (or the next instance) with its attempt back.
+  const notTheSite = error.serverLevel || error.code === "INTERRUPTED";
+  const next = error.serverLevel
+    ? { status: "pending" as const, nextAttemptAt: await pauseServer(ctx, error) }
+    : error.code === "INTERRUPTED"
+    ? { status: "pending" as const, nextAttemptAt: ctx.now() }
+    : afterFailure(error, job.attempt, ctx.retry, ctx.now());
   let status: SiteResult["status"] = next.status;
   try {
     // A site that exists on the server keeps its user and document root on the row even while
     // the certificate waits for DNS.
     const applied = await finish(ctx, job, claimedAt, {
       status: next.status,
-      siteUser: placement?.siteUser,
-      docRoot: placement?.docRoot,
+      siteUser: placed?.siteUser,
+      docRoot: placed?.docRoot,
       errorCode: error.code,
       errorMessage: message,
       nextAttemptAt: next.status === "pending" ? next.nextAttemptAt : undefined,
+      refundAttempt: notTheSite,
     });
     if (!applied) status = "superseded";
   } catch (finishError) {
@@ -376,7 +416,7 @@ async function fail(
   }
   return result(job, claimedAt, ctx, {
     status,
-    doc_root: placement?.docRoot ?? job.doc_root,
+    doc_root: placed?.docRoot ?? job.doc_root,
     warnings,
     error: { code: error.code, message },
     next_attempt_at: next.status === "pending" ? next.nextAttemptAt.toISOString() : null,
@@ -390,14 +430,19 @@ export async function completeAnalytics(
   claimedAt: number,
 ): Promise<SiteResult> {
   const warnings: Issue[] = [];
-  const matomo = await registerAnalytics(ctx, job, warnings);
+  const matomo = await registerAnalytics(ctx, createJournal(ctx, job), job, warnings);
   let status: SiteResult["status"] = "active";
   try {
     const applied = await finish(ctx, job, claimedAt, {
       status: "active",
       matomoSiteId: matomo.id ?? undefined,
       nextAttemptAt: matomo.retryAt ?? undefined,
-      eventCode: matomo.id === null ? "ANALYTICS_PENDING" : "ANALYTICS_REGISTERED",
+      analyticsFailed: matomo.failed,
+      eventCode: matomo.id !== null
+        ? "ANALYTICS_REGISTERED"
+        : matomo.retryAt === "never"
+        ? "ANALYTICS_GAVE_UP"
+        : "ANALYTICS_PENDING",
     });
     if (!applied) status = "superseded";
   } catch (error) {
@@ -407,11 +452,11 @@ export async function completeAnalytics(
     status,
     matomo_site_id: matomo.id,
     warnings,
-    next_attempt_at: matomo.retryAt?.toISOString() ?? null,
+    next_attempt_at: iso(matomo.retryAt),
   });
 }
 
-/** After the runtime announced its end: hand the site back for a prompt retry. */
+/** After the runtime announced its end: hand the site back, due at once, attempt not counted. */
 export async function releaseInterrupted(
   job: Job,
   ctx: JobContext,
@@ -422,7 +467,7 @@ export async function releaseInterrupted(
   if (job.kind === "analytics") {
     await finish(ctx, job, claimedAt, {
       status: "active",
-      nextAttemptAt: analyticsRetryAt(error, ctx.analyticsRetryMs, ctx.now()),
+      nextAttemptAt: ctx.now(),
       eventCode: "INTERRUPTED",
     });
     return;

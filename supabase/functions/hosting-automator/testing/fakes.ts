@@ -6,7 +6,15 @@ import { HostingError } from "../core/errors.ts";
 import { createRedactor } from "../core/redact.ts";
 import type { Analytics } from "../adapters/matomo.ts";
 import type { RemoteShell } from "../adapters/ssh.ts";
-import type { Finish, HostingStore, Job, SiteRow, StepEvent } from "../adapters/store.ts";
+import type {
+  ClaimAnswer,
+  Finish,
+  HealthReport,
+  HostingStore,
+  Job,
+  SiteRow,
+  StepEvent,
+} from "../adapters/store.ts";
 import type { Logger } from "../lib/log.ts";
 import type { JobContext } from "../run/provision.ts";
 
@@ -43,9 +51,36 @@ export class FakeShell implements RemoteShell {
   }
 }
 
-/** The CloudPanel answers of a fresh server for `domain` (reference §A5). */
+/** The answer of the one read-only probe (core/cloudpanel.ts serverState) for a server state. */
+export function stateAnswer(
+  sites: Array<{
+    domain_name: string;
+    user: string;
+    root_directory?: string;
+    certificate_type?: number | null;
+    certificate_expires_at?: string | null;
+  }> = [],
+  users: string[] = [],
+): ExecResult {
+  const rows = sites.map((s) => ({
+    root_directory: s.domain_name,
+    certificate_type: 1,
+    certificate_expires_at: "2027-01-01 00:00:00",
+    ...s,
+  }));
+  const json = rows.length ? `${JSON.stringify(rows)}\n` : "";
+  const passwd = users.map((u) => `${u}:x:1001:1001::/home/${u}:/bin/bash\n`).join("");
+  return ok(
+    `${json}@@hosting-automator inventory 0\n${passwd}@@hosting-automator passwd ${
+      users.length ? 0 : 2
+    }\n`,
+  );
+}
+
+/** The CloudPanel answers of a fresh server for `domain` (docs/cloudpanel.md). */
 export function freshServer(): FakeShell {
   return new FakeShell({
+    "server-state": stateAnswer(),
     "site:add:static": (c) =>
       ok(`Site ${c.line.match(/--domainName='([^']+)'/)?.[1]} has been added.\n`),
     "doc-root-check": ok(),
@@ -60,6 +95,13 @@ export class FakeAnalytics implements Analytics {
     public failWith?: HostingError,
     public nextId = 41,
   ) {}
+  paused: Date | null = null;
+  pausedUntil() {
+    return this.paused;
+  }
+  pauseUntil(until: Date) {
+    this.paused = until;
+  }
   findSiteIds(domain: string): Promise<number[]> {
     this.calls.push(`find ${domain}`);
     if (this.failWith) return Promise.reject(this.failWith);
@@ -85,6 +127,7 @@ export function job(fields: Partial<Job> = {}): Job {
     site_user: null,
     doc_root: null,
     matomo_site_id: null,
+    analytics_failures: 0,
     ...fields,
   };
 }
@@ -104,6 +147,7 @@ export function siteRow(fields: Partial<SiteRow> = {}): SiteRow {
     next_attempt_at: null,
     updated_at: null,
     due: "provision",
+    skip_reason: null,
     ...fields,
   };
 }
@@ -113,14 +157,29 @@ export class FakeStore implements HostingStore {
   readonly events: StepEvent[] = [];
   readonly finishes: Finish[] = [];
   readonly claims: Array<{ siteId?: string; limit: number }> = [];
+  readonly released: Array<{ tokens: string[]; reason: string }> = [];
+  readonly health: HealthReport[] = [];
+  /** What reportHealth answers (the database decides the pause). */
+  pausedUntil: Date | null = new Date("2026-11-26T12:01:00Z");
   stale = false;
   constructor(
-    public claimAnswers: Array<{ claimed: Job[]; site: SiteRow | null }> = [],
+    public claimAnswers: Array<
+      { claimed: Job[]; site: SiteRow | null; paused?: ClaimAnswer["paused"] }
+    > = [],
     public peekAnswer: { due: SiteRow[]; site: SiteRow | null } = { due: [], site: null },
   ) {}
-  claim(siteId: string | undefined, limit: number) {
+  claim(siteId: string | undefined, limit: number): Promise<ClaimAnswer> {
     this.claims.push({ siteId, limit });
-    return Promise.resolve(this.claimAnswers.shift() ?? { claimed: [], site: null });
+    const answer = this.claimAnswers.shift() ?? { claimed: [], site: null };
+    return Promise.resolve({ paused: { ssh: null, matomo: null }, ...answer });
+  }
+  release(tokens: string[], reason: string) {
+    this.released.push({ tokens, reason });
+    return Promise.resolve(tokens.length);
+  }
+  reportHealth(report: HealthReport) {
+    this.health.push(report);
+    return Promise.resolve({ pausedUntil: report.ok ? null : this.pausedUntil });
   }
   recordEvent(event: StepEvent) {
     this.events.push(event);
@@ -166,8 +225,13 @@ export function context(parts: Partial<JobContext> = {}): JobContext {
     newPassword: () => "Pa55word-for-tests.1234",
     sshUser: "root",
     retry: { maxAttempts: 5, baseDelayMs: 60_000, maxDelayMs: 3_600_000 },
-    analyticsRetryMs: 600_000,
-    timeouts: { siteMs: 90_000, certificateMs: 150_000, checkMs: 20_000 },
+    analyticsRetry: { baseDelayMs: 60_000, maxDelayMs: 3_600_000, maxAttempts: 10 },
+    serverRetry: { baseMs: 60_000, maxMs: 900_000 },
+    targets: {
+      ssh: { target: "ssh:root@cp.example.com:22", credential: "sha256:ssh" },
+      matomo: { target: "matomo:https://analytics.example.com", credential: "sha256:matomo" },
+    },
+    timeouts: { siteMs: 25_000, certificateMs: 40_000, checkMs: 8_000 },
     ...parts,
   };
 }

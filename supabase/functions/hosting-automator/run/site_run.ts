@@ -1,8 +1,9 @@
 // One invocation's work: the first claim (what the caller is told was accepted), then the jobs run
-// side by side; each lane that finishes claims the next due site while the time budget lasts.
+// side by side; each lane that finishes claims the next due site while the time budget lasts. A
+// server failure stops the run from claiming and hands back what it had not started.
 
-import { type SkipReason, skipReason } from "../core/decisions.ts";
-import { toHostingError } from "../core/errors.ts";
+import type { SkipReason } from "../core/decisions.ts";
+import { ERROR_CODES, type ErrorCode, toHostingError } from "../core/errors.ts";
 import type { Job } from "../adapters/store.ts";
 import {
   completeAnalytics,
@@ -31,30 +32,41 @@ export interface Batch {
   skipped: Skipped[];
 }
 
-export interface WorkerOptions {
+export interface RunOptions {
   maxConcurrent: number;
   timeBudgetMs: number;
 }
 
-export class Worker {
+const isServerFailure = (code: string) =>
+  (ERROR_CODES[code as ErrorCode] as { server?: boolean } | undefined)?.server === true;
+
+/** The claims and lanes of one invocation (not a web Worker: plain promises on one thread). */
+export class SiteRun {
   readonly #ctx: JobContext;
-  readonly #options: WorkerOptions;
+  readonly #options: RunOptions;
   readonly #started: number;
   readonly #queue: Job[] = [];
   readonly #inFlight = new Map<string, { job: Job; claimedAt: number }>();
   #initial = 0;
-  #interrupted = false;
+  #stopped: string | undefined;
 
-  constructor(ctx: JobContext, options: WorkerOptions) {
+  constructor(ctx: JobContext, options: RunOptions) {
     this.#ctx = ctx;
     this.#options = options;
     this.#started = ctx.now().getTime();
   }
 
+  async #claim(siteId: string | undefined, limit: number) {
+    const answer = await this.#ctx.store.claim(siteId, limit);
+    // Another instance saw Matomo refuse this token: do not call it either.
+    if (answer.paused.matomo) this.#ctx.analytics.pauseUntil(new Date(answer.paused.matomo));
+    return answer;
+  }
+
   /** Claims the requested site, or up to the concurrency limit of due sites. Changes only the rows
-   * it claims; a site that could not be claimed is reported with the reason. */
+   * it claims; a site that could not be claimed is reported with the database's reason. */
   async claim(siteId?: string): Promise<Batch> {
-    const answer = await this.#ctx.store.claim(siteId, siteId ? 1 : this.#options.maxConcurrent);
+    const answer = await this.#claim(siteId, siteId ? 1 : this.#options.maxConcurrent);
     this.#queue.push(...answer.claimed);
     this.#initial = answer.claimed.length;
     const skipped: Skipped[] = [];
@@ -63,7 +75,7 @@ export class Worker {
         site_id: siteId,
         domain: answer.site?.domain ?? null,
         status: answer.site?.status_hosting ?? null,
-        reason: skipReason(answer.site, this.#ctx.now()),
+        reason: (answer.site?.skip_reason ?? "NOT_FOUND") as SkipReason,
       });
     }
     return {
@@ -90,24 +102,28 @@ export class Worker {
   }
 
   async #lane(results: SiteResult[]): Promise<void> {
-    while (!this.#interrupted) {
+    while (this.#stopped === undefined) {
       let job = this.#queue.shift();
       if (!job) {
         if (this.#ctx.now().getTime() - this.#started >= this.#options.timeBudgetMs) return;
         try {
-          const next = await this.#ctx.store.claim(undefined, 1);
+          const next = await this.#claim(undefined, 1);
           job = next.claimed.shift();
           this.#queue.push(...next.claimed);
         } catch (error) {
           this.#ctx.log("error", "claim_failed", {
             code: toHostingError(error).code,
-            msg: (error as Error).message,
+            msg: this.#ctx.redact((error as Error).message),
           });
           return;
         }
         if (!job) return;
       }
-      results.push(await this.#runJob(job));
+      const result = await this.#runJob(job);
+      results.push(result);
+      if (result.error && isServerFailure(result.error.code)) {
+        await this.#stop(`the run stopped: ${result.error.code} on the server`);
+      }
     }
   }
 
@@ -123,14 +139,31 @@ export class Worker {
     }
   }
 
-  /** The runtime is about to stop this instance: take no more work and give back what runs now,
-   * so the sites are retried soon instead of when their leases run out. */
+  /** Takes no more work and gives back, unchanged, the claims not started yet. */
+  async #stop(reason: string): Promise<void> {
+    if (this.#stopped !== undefined) return;
+    this.#stopped = reason;
+    const unstarted = this.#queue.splice(0);
+    if (unstarted.length === 0) return;
+    try {
+      await this.#ctx.store.release(unstarted.map((job) => job.claim_token), reason);
+    } catch (error) {
+      // Their leases end on their own; the sweeper hands them out again then.
+      this.#ctx.log("error", "release_failed", {
+        code: "DATABASE_ERROR",
+        msg: this.#ctx.redact((error as Error).message),
+      });
+    }
+  }
+
+  /** The runtime is about to stop this instance: take no more work, give back what runs now and
+   * what waits, so the sites are retried at once instead of when their leases run out. */
   async interrupt(reason: string): Promise<void> {
-    this.#interrupted = true;
     const running = [...this.#inFlight.values()];
     this.#ctx.log("warn", "interrupted", { msg: reason, in_flight: running.length });
-    await Promise.allSettled(
-      running.map(({ job, claimedAt }) => releaseInterrupted(job, this.#ctx, claimedAt, reason)),
-    );
+    await Promise.allSettled([
+      this.#stop(`the edge runtime is shutting down (${reason})`),
+      ...running.map(({ job, claimedAt }) => releaseInterrupted(job, this.#ctx, claimedAt, reason)),
+    ]);
   }
 }
