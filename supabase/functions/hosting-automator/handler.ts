@@ -1,5 +1,6 @@
-// The HTTP boundary (SPEC §3): method, key, settings, body, then claim and answer — 202 with the
-// work running on in the background, 200 with results when asked to wait, or a dry-run plan.
+// The HTTP boundary (docs/contract.md#http-interface): method, key, settings, body, then claim and
+// answer — 202 with the work running on in the background, 200 with results when asked to wait, or
+// a dry-run plan.
 
 import { isAuthorized } from "./core/auth.ts";
 import { skipReason } from "./core/decisions.ts";

@@ -30,7 +30,7 @@ export function createMatomoClient(
   fetchFn: typeof fetch = fetch,
 ): Analytics {
   // After an authentication failure or a block, stop calling for the rest of the run: every wrong
-  // token counts towards Matomo's per-IP brute-force limit (reference/matomo.md §B2).
+  // token counts towards Matomo's per-IP brute-force limit (docs/matomo.md#brute-force-lockout).
   let stopped: HostingError | undefined;
 
   async function send<T>(

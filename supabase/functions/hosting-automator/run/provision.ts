@@ -26,7 +26,7 @@ export interface Issue {
   message: string;
 }
 
-/** What the caller learns about one site (SPEC §3). */
+/** What the caller learns about one site (docs/contract.md#answers). */
 export interface SiteResult {
   site_id: string;
   domain: string;

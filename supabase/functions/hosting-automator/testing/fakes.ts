@@ -43,7 +43,8 @@ export class FakeShell implements RemoteShell {
   }
 }
 
-/** The CloudPanel answers of a fresh server for `domain` (reference §A5). */
+/** The CloudPanel answers of a fresh server for `domain`
+ * (docs/cloudpanel.md#output-and-exit-codes). */
 export function freshServer(): FakeShell {
   return new FakeShell({
     "site:add:static": (c) =>
