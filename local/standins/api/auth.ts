@@ -1,7 +1,8 @@
 // Who is calling: the API-key check of the gateway and the JWT → role step of PostgREST.
 //
 // Replaces: Kong's key check in front of `/rest/v1`, PostgREST's JWT authentication, and the
-// hosted functions gateway's `verify_jwt` check (reference/supabase.md §2.3, §6, §7).
+// hosted functions gateway's `verify_jwt` check (docs/supabase.md#api-keys-and-verify_jwt,
+// docs/supabase.md#roles-schemas-and-grants, docs/supabase.md#data-api-and-supabase-js).
 // Follows: `apikey` header (or `?apikey=`) is required on /rest/v1 and must be one of the
 // project's keys; `sb_secret_…` and the service-role JWT act as `service_role`, `sb_publishable_…`
 // and the anon JWT as `anon`; a Bearer JWT (HS256, the project's secret) overrides the role with

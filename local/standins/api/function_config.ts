@@ -1,7 +1,7 @@
 // Which functions the gateway routes, and whether each needs a JWT (`verify_jwt`).
 //
 // Replaces: the Supabase CLI's reading of `[functions.<name>]` in supabase/config.toml
-// (reference/supabase.md §3.4).
+// (docs/supabase.md#function-configuration).
 // Follows: `enabled` (default true) and `verify_jwt` (default true) per function; the functions
 // are the folders the edge runtime serves (edge-runtime/functions_dir.ts).
 // Differs: only those two keys are read, with a line-based reader for `key = true|false` under

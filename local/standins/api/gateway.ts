@@ -1,7 +1,8 @@
 // Local API gateway: the stand-in for Kong + PostgREST (+ the functions gateway) of a project.
 //
 // Replaces: the project URL `SUPABASE_URL` (Kong) with `/rest/v1` (PostgREST 12) and
-// `/functions/v1` (edge runtime) behind it (reference/supabase.md §2.3, §3.4, §7).
+// `/functions/v1` (edge runtime) behind it (docs/supabase.md#api-keys-and-verify_jwt,
+// docs/supabase.md#function-configuration, docs/supabase.md#data-api-and-supabase-js).
 // Follows: `/rest/v1/*` needs a project API key (auth.ts) and is served by postgrest.ts as the
 // caller's role over an `authenticator` connection; `/functions/v1/<name>[/…]` is proxied to the
 // edge-runtime stand-in as `/<name>[/…]` (method, headers, body, status, response headers), with

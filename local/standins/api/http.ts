@@ -1,6 +1,6 @@
 // JSON responses as PostgREST and the Supabase gateway write them.
 //
-// Replaces: the response shaping of PostgREST / Kong (reference/supabase.md §2.3, §7).
+// Replaces: the response shaping of PostgREST / Kong (docs/supabase.md#data-api-and-supabase-js).
 // Follows: `application/json; charset=utf-8` bodies. Differs: no CORS headers except on preflight.
 
 /** A JSON response from an already-serialised body. */

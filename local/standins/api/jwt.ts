@@ -1,7 +1,8 @@
 // HS256 JSON Web Tokens: verification as PostgREST 12 does it, and signing for tests and tools.
 //
 // Replaces: PostgREST's JWT check and the gateway's `verify_jwt` check for legacy HS256 tokens
-// (reference/supabase.md §2.3; local CLI serve `verifyHybridJWT`).
+// (docs/supabase.md#api-keys-and-verify_jwt; local CLI serve
+// `verifyHybridJWT`).
 // Follows: header `alg` must be HS256; `exp`/`nbf` are checked with PostgREST's 30 s clock skew;
 // failure texts follow PostgREST 12's PGRST301 messages for the common cases.
 // Differs: asymmetric keys (ES256/RS256 via JWKS) are not supported; `aud` is not checked.

@@ -1,7 +1,7 @@
 // PostgREST stand-in: `/rest/v1/rpc/<fn>` and a small part of `/rest/v1/<table>`.
 //
 // Replaces: PostgREST 12 as Supabase runs it behind `/rest/v1` (schema `public`, extra search
-// path `public, extensions`; reference/supabase.md §6, §7).
+// path `public, extensions`; docs/supabase.md#data-api-and-supabase-js).
 // Follows, for RPC: the function is looked up in pg_proc (cached; reloaded on a miss), chosen by
 // the argument names given (all required ones present, no unknown one; a single unnamed
 // json/jsonb parameter takes the whole POST body), called with named arguments cast from JSON to

@@ -1,6 +1,7 @@
 // PostgREST query-string features the local stand-in supports: select=, filters, order=, limit=.
 //
-// Replaces: PostgREST's query-string parser (reference/supabase.md §7; PostgREST 12 API docs).
+// Replaces: PostgREST's query-string parser (docs/supabase.md#data-api-and-supabase-js; PostgREST
+// 12 API docs).
 // Follows: `select=*` or plain columns with optional `alias:col` and `col::type`; filters
 // `col=[not.]op.value` with eq, neq, gt, gte, lt, lte, like, ilike (`*` → `%`), match, imatch,
 // isdistinct, in.(a,"b,c") and is.null|not_null|true|false|unknown, several filters ANDed;

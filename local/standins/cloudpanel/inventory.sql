@@ -1,7 +1,7 @@
 -- CloudPanel stand-in inventory: replaces the tables of /home/clp/htdocs/app/data/db.sq3 that the
 -- product reads (`site`) or that clpctl's stand-in writes (`certificate`, `config`).
--- Follows reference/cloudpanel.md §A7 (table `site` with domain_name, root_directory, user) and the
--- column list of CloudPanel's Doctrine entities as published in a reverse-engineered write-up
+-- Follows docs/cloudpanel.md#the-inventory (table `site` with domain_name, root_directory, user)
+-- and the column list of CloudPanel's Doctrine entities as published in a reverse-engineered write-up
 -- (site: id … ssh_keys, created_at, updated_at; UNIQUE domain_name and user; certificate.type
 -- 1 = self-signed, 2 = Let's Encrypt, 3 = imported).
 -- Differs: only these three tables; no php/nodejs/python settings, databases, users or templates.

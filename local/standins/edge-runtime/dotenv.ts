@@ -1,6 +1,7 @@
 // Dotenv parser for `functions.env` and `stack.env` (the edge-runtime stand-in's env source).
 //
-// Replaces: the dotenv reading of `supabase functions serve --env-file` (reference/supabase.md §3.3).
+// Replaces: the dotenv reading of `supabase functions serve --env-file`
+// (docs/supabase.md#environment-and-secrets).
 // Follows: `KEY=value`, `KEY='value'`, `KEY="value"`, blank lines, `#` comments, an optional
 // `export ` prefix, and quoted values that span several lines (a PEM key pasted as is).
 // Differs: escapes are NOT interpreted. `\n` inside any value stays a backslash and an `n` (the

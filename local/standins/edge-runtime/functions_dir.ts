@@ -1,6 +1,7 @@
 // Which folders of a functions directory are Edge Functions (shared by the runtime and the gateway).
 //
-// Replaces: the CLI's function discovery for `supabase functions serve` (reference/supabase.md §3.4).
+// Replaces: the CLI's function discovery for `supabase functions serve`
+// (docs/supabase.md#function-configuration).
 // Follows: one folder per function with an `index.ts`; folders starting with `_` (shared code) and
 // `tests` are not functions; names match the CLI's `^[A-Za-z][A-Za-z0-9_-]*$`.
 // Differs: `entrypoint` overrides in config.toml are ignored; the entry is always `<name>/index.ts`.

@@ -1,7 +1,9 @@
 // Edge-runtime stand-in: a supervisor that runs each Edge Function as its own Deno process.
 //
 // Replaces: Supabase's edge runtime (main worker + per-function user workers) behind
-// `/functions/v1` (reference/supabase.md §3: limits, background tasks, env, permissions).
+// `/functions/v1`: limits, background tasks, env and permissions as docs/supabase.md gives them
+// (#edge-function-limits, #background-work-and-shutdown, #environment-and-secrets,
+// #npmssh2-in-the-edge-runtime).
 // Follows: one worker per `supabase/functions/<name>/index.ts` (not `_*`, not `tests`);
 // requests `/<name>/…` reach that worker with the original path; a worker's permissions are those
 // of a hosted user worker (net, env, read, write=/tmp, sys=hostname; no run, no ffi); its env is

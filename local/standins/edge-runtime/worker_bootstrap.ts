@@ -1,6 +1,7 @@
 // Worker bootstrap: runs inside each function's Deno process before the function's index.ts.
 //
-// Replaces: the Supabase edge runtime's user-worker bootstrap (reference/supabase.md §3.2).
+// Replaces: the Supabase edge runtime's user-worker bootstrap
+// (docs/supabase.md#background-work-and-shutdown).
 // Follows: `EdgeRuntime.waitUntil(promise)` keeps work going after the response; `beforeunload`
 // is a `CustomEvent` on globalThis with `detail.reason` (`termination`, `wall_clock`) dispatched
 // just before shutdown; the function calls plain `Deno.serve(handler)` (any overload) and never

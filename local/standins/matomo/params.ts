@@ -2,8 +2,8 @@
 //
 // Replaces: PHP's request-variable registration (php_register_variable_ex) and Matomo's
 // `$_GET + $_POST` merge in core/Common.php::getRequestVar, where the GET value wins
-// (reference/matomo.md §B1). Follows: `urls[0]=`, `urls[]=` and nested `a[b][c]=` become ordered
-// arrays; a plain `urls=` stays a string; `.` and space in a top-level name become `_`; the body is
+// (docs/matomo.md#request-shape). Follows: `urls[0]=`, `urls[]=` and nested `a[b][c]=` become
+// ordered arrays; a plain `urls=` stays a string; `.` and space in a top-level name become `_`; the body is
 // read only for POST with `application/x-www-form-urlencoded` or `multipart/form-data` (PHP ignores
 // other bodies). Differs: PHP keeps raw bytes where URLSearchParams substitutes U+FFFD for invalid
 // UTF-8; uploaded files, max_input_vars and max_input_nesting_level are not modelled.

@@ -2,8 +2,8 @@
 //
 // Replaces: Matomo's API renderers (plugins/API/Renderer/{Json,Xml}.php and
 // core/DataTable/Renderer/Xml.php), its HTML error page (Piwik_GetErrorMessagePage with the
-// Morpheus simpleLayout templates) and nginx's own error pages. Follows: reference/matomo.md, table
-// "Observed on a real Matomo 5.0.2" (Content-Types, `{"value":N}`, `[{"idsite":N}]`,
+// Morpheus simpleLayout templates) and nginx's own error pages. Follows:
+// docs/matomo.md#observed-answers (Content-Types, `{"value":N}`, `[{"idsite":N}]`,
 // `{"result":"error","message":…}`), and PHP's default json_encode (`/` sent as `\/`, non-ASCII as
 // `\uXXXX`). Differs: the observed table prints XML bodies compacted and without the declaration;
 // here they carry the `<?xml …?>` line, tabs and newlines that core/DataTable/Renderer/Xml.php

@@ -4,15 +4,16 @@
 // Hosting Automator uses it: the Reporting API at `/index.php` and `/` with
 // SitesManager.getSitesIdFromSiteUrl, SitesManager.addSite, SitesManager.getSiteFromId,
 // SitesManager.getSitesWithAdminAccess and API.getMatomoVersion.
-// Follows: reference/matomo.md — the table "Observed on a real Matomo 5.0.2" row by row (status
-// codes, Content-Types, bodies), §B1 (parameters from query and form body, GET wins, XML by
-// default, `format` case-insensitive), §B2 (one super-user token; accepted in the body or, with
-// `only_allow_secure_auth_tokens = 0`, in the query; a refused token is 401, rendered as API JSON/XML
-// only when `module=API&method=…` are in the query string, else as Matomo's HTML error page; the
-// GET message when the token came in the query; brute-force protection: failed token logins per
-// client IP, and once more than 20 fall inside 60 minutes every API request from that IP gets 500 —
-// `numLogins <= maxLogAttempts` in plugins/Login/Security/BruteForceDetection.php, which matches the
-// measured run in the reference), §B3–B5 (messages, 200 for validation errors, 401 for access).
+// Follows: docs/matomo.md#observed-answers row by row (status codes, Content-Types, bodies),
+// docs/matomo.md#request-shape (parameters from query and form body, GET wins, XML by default,
+// `format` case-insensitive; one super-user token, accepted in the body or, with
+// `only_allow_secure_auth_tokens = 0`, in the query; a refused token is 401, rendered as API
+// JSON/XML only when `module=API&method=…` are in the query string, else as Matomo's HTML error
+// page; the GET message when the token came in the query), docs/matomo.md#brute-force-lockout
+// (failed token logins per client IP, and once more than 20 fall inside 60 minutes every API
+// request from that IP gets 500 — `numLogins <= maxLogAttempts` in
+// plugins/Login/Security/BruteForceDetection.php, which matches the measured run),
+// docs/matomo.md#sitesmanager-calls (messages, 200 for validation errors, 401 for access).
 // Differs: anything outside that model is answered `400 text/plain` with the header
 // `x-matomo-standin: not-modelled` (other modules, other formats, known SitesManager methods that
 // are not implemented, the web UI), so a client can never mistake it for a Matomo answer. The
@@ -57,7 +58,7 @@ export const MATOMO_VERSION = "5.0.2";
 export const CONTROL_PREFIX = "/__standin/";
 const DROPPED_HEADER = "x-matomo-standin-dropped";
 
-/** Messages exactly as the reference gives them. */
+/** Messages exactly as docs/matomo.md#observed-answers gives them. */
 export const MESSAGES = {
   tokenRefusedPost:
     "Unable to authenticate with the provided token. It is either invalid or expired.",

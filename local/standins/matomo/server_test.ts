@@ -1,6 +1,6 @@
-// Tests of the Matomo stand-in: one test per row of reference/matomo.md "Observed on a real Matomo
-// 5.0.2" (bodies copied from that table), the rest of the modelled API, the control API, and the
-// process itself over a real socket.
+// Tests of the Matomo stand-in: one test per row of docs/matomo.md#observed-answers (measured on a
+// real Matomo 5.0.2; bodies copied from that table), the rest of the modelled API, the control
+// API, and the process itself over a real socket.
 import assert from "node:assert/strict";
 import {
   createMatomoStandin,
@@ -442,7 +442,7 @@ Deno.test("without format the answers are XML: scalar, rows and the empty result
     body: [["token_auth", TOKEN], ["url", "https://nowhere.example"]],
   });
   expect(notFound, 200, XML_TYPE, `${XML_HEAD}<result />`);
-  // The reference table prints these compacted, without the declaration: same content.
+  // docs/matomo.md#observed-answers prints these compacted, without the declaration: same content.
   const compact = (xml: string) => xml.replace(XML_HEAD, "").replace(/>\s+</g, "><");
   assert.equal(compact(found.body), "<result><row><idsite>3</idsite></row></result>");
 });

@@ -2,12 +2,12 @@
 //
 // Replaces: Matomo's `site` and `site_url` tables and the URL handling of
 // plugins/SitesManager/API.php (cleanParameterUrls, removeTrailingSlash, getNormalizedUrls) and
-// core/UrlHelper.php::isLookLikeUrl. Follows: reference/matomo.md §B3 (URL cleaning: urldecode,
-// trailing `/` removed, `http://` prepended unless the URL starts with `http`, de-duplicated; the
-// first URL is main_url, the rest are aliases; no de-duplication of sites) and §B4 (lookup
-// candidates `[url, http://host, http://www.host, https://host, https://www.host]` against main
-// and alias URLs; paths kept), with the observed rows (case does not matter: MySQL's *_general_ci
-// collation compares case-insensitively). Differs: sites live in one JSON file, written whole after
+// core/UrlHelper.php::isLookLikeUrl. Follows: docs/matomo.md#sitesmanager-calls (URL cleaning:
+// urldecode, trailing `/` removed, `http://` prepended unless the URL starts with `http`,
+// de-duplicated; the first URL is main_url, the rest are aliases; no de-duplication of sites;
+// lookup candidates `[url, http://host, http://www.host, https://host, https://www.host]` against
+// main and alias URLs; paths kept), with the observed rows (case does not matter: MySQL's
+// *_general_ci collation compares case-insensitively). Differs: sites live in one JSON file, written whole after
 // each change; the accent folding and trailing-space padding of that collation are not modelled;
 // site names and URLs are kept raw rather than HTML-escaped (the JSON renderer decodes them anyway).
 

@@ -1,15 +1,16 @@
 -- Stand-in for what a Supabase project's database has before any migration. Replaces: the
--- supabase/postgres image's init scripts. Follows reference/supabase.md §6 and supabase/postgres
--- migrations/db/init-scripts (00000000000000-initial-schema.sql): the API roles anon and
--- authenticated (nologin noinherit), service_role (nologin noinherit bypassrls), authenticator
--- (login noinherit, member of the three; local/stack sets its password), their statement
--- timeouts, schema extensions with uuid-ossp and pgcrypto, usage on public/extensions for the API
--- roles, postgres' search_path "$user", public, extensions, and the Vault (here the supabase_vault
--- stand-in in extension/). auth.uid()/auth.role()/auth.jwt() read the claims PostgREST sets.
+-- supabase/postgres image's init scripts. Follows docs/supabase.md#roles-schemas-and-grants and
+-- supabase/postgres migrations/db/init-scripts (00000000000000-initial-schema.sql): the API roles
+-- anon and authenticated (nologin noinherit), service_role (nologin noinherit bypassrls),
+-- authenticator (login noinherit, member of the three; local/stack sets its password), their
+-- statement timeouts, schema extensions with uuid-ossp and pgcrypto, usage on public/extensions for
+-- the API roles, postgres' search_path "$user", public, extensions, and the Vault (here the
+-- supabase_vault stand-in in extension/). auth.uid()/auth.role()/auth.jwt() read the claims
+-- PostgREST sets.
 -- Differs: no supabase_admin, auth tables, storage, realtime, graphql or pgsodium. And, like
--- projects after Supabase's 2026 change (reference §0.8), NO default privileges on new objects in
--- public: migrations must grant explicitly. pg_net and pg_cron are not created here (a hosted
--- project enables them; the migrations do so).
+-- projects after Supabase's 2026 change (docs/supabase.md#roles-schemas-and-grants), NO default
+-- privileges on new objects in public: migrations must grant explicitly. pg_net and pg_cron are
+-- not created here (a hosted project enables them; the migrations do so).
 -- Idempotent, and runnable in any database of the cluster (roles are cluster-wide, the rest is
 -- per database).
 

@@ -1,5 +1,6 @@
 // Throw-away API keys for the local stack, printed as keys.env lines (run once by local/stack).
-// Stand-in for: a Supabase project's JWT secret and API keys (reference/supabase.md §2.3, §3.3).
+// Stand-in for: a Supabase project's JWT secret and API keys
+// (docs/supabase.md#api-keys-and-verify_jwt, docs/supabase.md#environment-and-secrets).
 // Follows: legacy anon/service_role keys are HS256 JWTs with iss, role, iat and exp claims, signed
 // with the project's JWT secret; the new keys are opaque strings prefixed sb_publishable_ and
 // sb_secret_. Differs: the opaque keys are plain random text, with no checksum part.

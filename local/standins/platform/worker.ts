@@ -1,6 +1,6 @@
 // pg_net stand-in worker: sends the queued net.http_request_queue rows and records the answers.
 // Stand-in for: pg_net's background worker (C, libcurl), which is not packaged for Debian.
-// Follows reference/supabase.md §1.2–§1.4: connects to pg_net.database_name (default postgres);
+// Follows docs/supabase.md#pg_net: connects to pg_net.database_name (default postgres);
 // woken at COMMIT of a transaction that queued a request (NOTIFY pg_net_wake from net.wake()),
 // and every second as a fallback; in ONE transaction it deletes up to pg_net.batch_size queued rows
 // (DELETE … RETURNING, oldest first), performs them concurrently, each with a total deadline of

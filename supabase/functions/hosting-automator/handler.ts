@@ -1,6 +1,6 @@
-// The HTTP boundary (docs/contract.md): method, caller, body size and type, settings, body, then
-// claim and answer — 202 with the work running on in the background, 200 with results when asked
-// to wait, or a dry-run plan.
+// The HTTP boundary (docs/contract.md#http-interface): method, caller, body size and type,
+// settings, body, then claim and answer — 202 with the work running on in the background, 200 with
+// results when asked to wait, or a dry-run plan.
 
 import { callerRole } from "./core/auth.ts";
 import { toHostingError } from "./core/errors.ts";

@@ -1,10 +1,10 @@
 \echo Use "CREATE EXTENSION pg_net" to load this file. \quit
 
 -- Stand-in for pg_net (supabase/pg_net 0.20.x), the SQL half. Replaces: the pg_net extension, which
--- is not packaged for Debian. Follows reference/supabase.md §1: the same schema `net`, unlogged
+-- is not packaged for Debian. Follows docs/supabase.md#pg_net: the same schema `net`, unlogged
 -- queue and response tables, the same function signatures and defaults (timeout 5000 ms), the
 -- same Content-Type check and message, params url-encoded onto the url, the body stored as UTF8
--- bytea, requests sent only after COMMIT, and §1.6's privileges (usage and table rights to PUBLIC,
+-- bytea, requests sent only after COMMIT, and its privileges (usage and table rights to PUBLIC,
 -- the http_* functions executable by PUBLIC, SECURITY INVOKER).
 -- Differs: the C parts are plpgsql here. net.wake() is pg_notify('pg_net_wake') — NOTIFY is
 -- delivered only at COMMIT, so "sent only after commit" holds exactly as in pg_net — and the

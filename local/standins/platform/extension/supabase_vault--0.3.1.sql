@@ -1,7 +1,7 @@
 \echo Use "CREATE EXTENSION supabase_vault" to load this file. \quit
 
 -- Stand-in for Supabase Vault (supabase/vault 0.3.x). Replaces: the supabase_vault extension and
--- the pgsodium it needs, neither packaged for Debian. Follows reference/supabase.md §2.2: schema
+-- the pgsodium it needs, neither packaged for Debian. Follows docs/supabase.md#vault: schema
 -- vault, table vault.secrets with the same columns and the unique index on name (when not null),
 -- view vault.decrypted_secrets with the same columns plus decrypted_secret, create_secret() and
 -- update_secret() with the same signatures and defaults (new_key_id unused, as in 0.3.x), and the

@@ -29,7 +29,8 @@ export interface MatomoOptions {
   timeoutMs: number;
 }
 
-/** How long calls stop after Matomo refused the token: its brute-force window (docs/matomo.md). */
+/** How long calls stop after Matomo refused the token: its brute-force window
+ * (docs/matomo.md#brute-force-lockout). */
 export const AUTH_PAUSE_MS = 3_600_000;
 
 /**

@@ -110,7 +110,8 @@ export function createSshShell(options: SshOptions): RemoteShell {
         client = c;
         resolve(c);
       });
-      // `on`, not `once`: ssh2 can emit a second error while closing (reference/supabase.md §8).
+      // `on`, not `once`: ssh2 can emit a second error while closing
+      // (docs/supabase.md#npmssh2-in-the-edge-runtime).
       c.on("error", (error: Error & { level?: string; code?: string }) => {
         if (ready) return; // a running command learns of it from its channel closing
         connectFailure = connectionError(error, where, rejectedFingerprint);

@@ -1,5 +1,5 @@
-// Who may call: only holders of the project's service-role or secret key (SPEC §3), compared in
-// constant time, from `Authorization: Bearer <key>` or `apikey: <key>`.
+// Who may call: only holders of the project's service-role or secret key, compared in constant
+// time, from `Authorization: Bearer <key>` or `apikey: <key>` (docs/contract.md#auth).
 
 import { createHash, timingSafeEqual } from "node:crypto";
 

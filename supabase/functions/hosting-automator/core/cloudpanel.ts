@@ -1,5 +1,6 @@
 // CloudPanel in one place: the exact remote commands (every value quoted) and the one table that
-// turns what a command printed and returned into an outcome (reference/cloudpanel.md §A2–A5).
+// turns what a command printed and returned into an outcome. The facts behind both:
+// docs/cloudpanel.md#commands-the-product-runs and docs/cloudpanel.md#output-and-exit-codes.
 
 import { type ErrorCode, HostingError, type Step } from "./errors.ts";
 
@@ -215,7 +216,8 @@ type SuccessKind = Exclude<Outcome, { kind: "failed" }>["kind"];
 
 interface Rule {
   verbs: readonly Verb[] | "any";
-  /** Matched against stdout + stderr (clpctl writes its errors to stdout, §A5). */
+  /** Matched against stdout + stderr: clpctl writes its errors to stdout
+   * (docs/cloudpanel.md#running-clpctl-over-ssh). */
   when: (text: string, result: ExecResult) => boolean;
   /** Either a success kind or the code of the failure. */
   then: { kind: SuccessKind } | { error: ErrorCode };
@@ -230,7 +232,8 @@ const CERT: readonly Verb[] = ["lets-encrypt:install:certificate"];
 const DELETE: readonly Verb[] = ["site:delete"];
 
 /**
- * The classification table, first match wins. Texts are CloudPanel's own (reference §A4, §A5),
+ * The classification table, first match wins. Texts are CloudPanel's own
+ * (docs/cloudpanel.md#validation-rules-and-messages, docs/cloudpanel.md#output-and-exit-codes),
  * sudo's and the shell's. Anything unmatched is CLPCTL_FAILED (retried, then failed).
  */
 export const RULES: readonly Rule[] = [
@@ -272,7 +275,8 @@ export const RULES: readonly Rule[] = [
     ),
     then: { error: "INVALID_INPUT" },
   },
-  // site:* and certificates resolve the domain with the Public Suffix List, downloaded each time (§A1).
+  // site:* and certificates resolve the domain with the Public Suffix List, downloaded each time
+  // (docs/cloudpanel.md#paths-and-callers).
   {
     verbs: "any",
     when: has(/cURL error \d+: .*publicsuffix\.org/),

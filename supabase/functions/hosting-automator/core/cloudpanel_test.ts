@@ -193,7 +193,7 @@ Deno.test("the inventory of a www domain asks for the apex as its twin", () => {
 
 /**
  * Runs the inventory line in bash against a real sqlite3 database holding CloudPanel's `site` table
- * (reference §A7), standing in for /home/clp/htdocs/app/data/db.sq3.
+ * (docs/cloudpanel.md#the-inventory), standing in for /home/clp/htdocs/app/data/db.sq3.
  */
 async function runInventory(command: RemoteCommand): Promise<ExecResult> {
   const script = `
@@ -306,7 +306,7 @@ Deno.test("parseInventory passes on a failed sqlite3 call as its classified erro
   assert.equal(refused.code, "SUDO_REFUSED");
 });
 
-// --- classification, row by row (reference/cloudpanel.md §A4, §A5) ------------------------------
+// --- classification, row by row (docs/cloudpanel.md#output-and-exit-codes) ----------------------
 
 interface Row {
   verb: Verb;

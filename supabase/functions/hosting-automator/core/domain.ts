@@ -9,7 +9,8 @@ const CLOUDPANEL_TLD = /^[a-z]{2,14}$/;
 
 export type DomainCheck = { ok: true; domain: string } | { ok: false; error: HostingError };
 
-/** A lower-case ASCII host name (IDN as punycode) of at least two labels, as SPEC §2 requires. */
+/** A lower-case ASCII host name (IDN as punycode) of at least two labels, as the contract requires
+ * (docs/contract.md#publicsites). */
 export function validateDomain(input: unknown): DomainCheck {
   const fail = (why: string): DomainCheck => ({
     ok: false,

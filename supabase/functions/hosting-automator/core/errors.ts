@@ -29,7 +29,8 @@ export const ERROR_CODES = {
   CLPCTL_FAILED: { retryable: true },
   MATOMO_UNREACHABLE: { retryable: true },
   MATOMO_TIMEOUT: { retryable: true },
-  // A wrong token counts as a failed login: 20 in an hour block the caller's IP (docs/matomo.md).
+  // A wrong token counts as a failed login: 20 in an hour block the caller's IP
+  // (docs/matomo.md#brute-force-lockout).
   MATOMO_AUTH: { retryable: true, minRetryMs: 3_600_000 },
   MATOMO_BLOCKED: { retryable: true, minRetryMs: 3_600_000 },
   MATOMO_HTTP: { retryable: true },

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ERROR_CODES, HostingError, isHostingError, toHostingError } from "./errors.ts";
 
-Deno.test("the permanent failures named by SPEC §4 are not retried", () => {
+Deno.test("the permanent failures listed in docs/contract.md#error-codes are not retried", () => {
   for (
     const code of [
       "INVALID_DOMAIN",
@@ -17,7 +17,7 @@ Deno.test("the permanent failures named by SPEC §4 are not retried", () => {
   }
 });
 
-Deno.test("the transient failures named by SPEC §4 are retried", () => {
+Deno.test("the transient failures listed in docs/contract.md#error-codes are retried", () => {
   for (
     const code of [
       "SSH_UNREACHABLE",

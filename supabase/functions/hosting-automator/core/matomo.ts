@@ -1,5 +1,5 @@
 // Matomo in one place: the two SitesManager calls as Matomo wants them, and what each answer means
-// (reference/matomo.md: the observed table, §B1–B5). Pure: no network here.
+// (docs/matomo.md#request-shape, docs/matomo.md#observed-answers). Pure: no network here.
 
 import { HostingError } from "./errors.ts";
 
@@ -114,7 +114,8 @@ function interpret(method: MatomoMethod, answer: HttpAnswer): Interpreted<unknow
     );
   }
   if (apiMessage !== undefined) {
-    // Matomo 4 answers a token without super user access with 200 and this text (§B2).
+    // Matomo 4 answers a token without super user access with 200 and this text
+    // (docs/matomo.md#observed-answers).
     const code = /requires a 'superuser' access|Unable to authenticate/.test(apiMessage)
       ? "MATOMO_AUTH"
       : "MATOMO_API_ERROR";
@@ -123,7 +124,8 @@ function interpret(method: MatomoMethod, answer: HttpAnswer): Interpreted<unknow
   return { ok: true, value: parsed };
 }
 
-/** idsite comes back as an integer or, on older PHP, a numeric string (§B4): accept both. */
+/** idsite comes back as an integer or, on older PHP, a numeric string: accept both
+ * (docs/matomo.md#idsite-as-integer-or-string). */
 function toSiteId(value: unknown): number | undefined {
   const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
   return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : undefined;

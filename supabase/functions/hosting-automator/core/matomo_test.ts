@@ -15,7 +15,7 @@ import {
 const TOKEN = "0123456789abcdef0123456789abcdef";
 const BASE = "https://analytics.example.com";
 
-// --- request shape (reference/matomo.md §B1) -----------------------------------------------------
+// --- request shape (docs/matomo.md#request-shape) ------------------------------------------------
 
 Deno.test("the query string holds exactly module, method and format", () => {
   const request = lookupRequest(BASE, TOKEN, "example.com");
@@ -57,7 +57,7 @@ Deno.test("addSite sends the domain as the name and the https URL as urls[0]", (
     ["siteName", "example.com"],
     ["urls[0]", "https://example.com"],
   ]);
-  // An array element, never a comma-separated string (§B1).
+  // An array element, never a comma-separated string (docs/matomo.md#request-shape).
   assert.equal(request.body.has("urls"), false);
   assert.equal(
     request.body.toString(),
@@ -88,7 +88,7 @@ Deno.test("describeRequest shows the token as *** and leaves the request itself 
   assert.equal(request.body.get("token_auth"), TOKEN);
 });
 
-// --- answers (reference/matomo.md, "Observed on a real Matomo 5.0.2") ---------------------------
+// --- answers (docs/matomo.md#observed-answers, measured on a real Matomo 5.0.2) -----------------
 
 const json = (body: string, status = 200): HttpAnswer => ({
   status,

@@ -1,5 +1,5 @@
-// The HTTP body the function accepts (SPEC §3), checked with zod: one site, a Database Webhook
-// payload for public.sites, or {} for every due site; plus the wait / dry_run options.
+// The HTTP body the function accepts, checked with zod: one site, a Database Webhook payload for
+// public.sites, or {} for every due site; plus the wait / dry_run options (docs/contract.md#body).
 
 import { z } from "zod";
 

@@ -2,8 +2,8 @@
 
 import { createHash } from "node:crypto";
 
-// CloudPanel: /^[a-z][-a-z0-9_]+$/, 3 to 32 characters (docs/cloudpanel.md); lower case
-// only, because useradd refuses upper case.
+// CloudPanel: /^[a-z][-a-z0-9_]+$/, 3 to 32 characters; lower case only, because useradd refuses
+// upper case (docs/cloudpanel.md#site-user-names).
 export const SITE_USER_PATTERN = /^[a-z][-a-z0-9_]{2,31}$/;
 const MAX = 32;
 const HASH_CHARS = 10; // 40 bits: a collision between two long domains is not a practical concern
@@ -45,8 +45,9 @@ function hashed(domain: string, key: string): string {
   return `${readable || "site"}-${hash}`;
 }
 
-// Letters, digits and the few symbols clpctl's wrapper passes through untouched (§A1: avoid
-// $ ` \ " ' !). 24 characters of a 69-symbol alphabet: about 146 bits.
+// Letters, digits and the few symbols clpctl's wrapper passes through untouched
+// (docs/cloudpanel.md#paths-and-callers: avoid $ ` \ " ' !). 24 characters of a 69-symbol
+// alphabet: about 146 bits.
 const PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.@%+=";
 export const PASSWORD_LENGTH = 24;
 

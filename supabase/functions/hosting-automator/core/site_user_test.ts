@@ -7,7 +7,8 @@ import {
   SITE_USER_PATTERN,
 } from "./site_user.ts";
 
-/** CloudPanel's own rule (reference/cloudpanel.md §A4), lower case because useradd wants it. */
+/** CloudPanel's own rule, lower case because useradd wants it
+ * (docs/cloudpanel.md#site-user-names). */
 function cloudPanelAccepts(user: string): boolean {
   return /^[a-z][-a-z0-9_]+$/.test(user) && user.length >= 3 && user.length <= 32;
 }
@@ -130,7 +131,7 @@ Deno.test("a generated set of several thousand valid domains gives as many disti
   assert.ok(users.size >= 7_000, `only ${users.size} domains generated`);
 });
 
-// The alphabet the reference recommends (§A1): letters, digits and -_.@%+=.
+// The safe alphabet (docs/cloudpanel.md#paths-and-callers): letters, digits and -_.@%+=.
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.@%+=";
 
 /** A random source that hands out the given byte blocks in turn (zeros once they run out). */

@@ -33,7 +33,7 @@ import { createJournal, type Journal } from "./journal.ts";
 
 export type { Issue };
 
-/** What the caller learns about one site (docs/contract.md). */
+/** What the caller learns about one site (docs/contract.md#answers). */
 export interface SiteResult {
   site_id: string;
   domain: string;
