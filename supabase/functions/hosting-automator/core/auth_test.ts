@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isAuthorized, presentedKeys } from "./auth.ts";
+import { callerRole, isAuthorized, presentedKeys } from "./auth.ts";
 
 const SERVICE = "eyJhbGciOiJIUzI1NiJ9.service-role.signature";
 const SECRET = "sb_secret_0123456789abcdefghijkl";
@@ -66,4 +66,40 @@ Deno.test("the presented keys are read from apikey then Authorization", () => {
     ["a-key", "b-key"],
   );
   assert.deepEqual(presentedKeys(headers({ Authorization: "Basic b-key" })), []);
+});
+
+const DISPATCH = "dispatch-token-0123456789abcdefghijklmnop";
+
+Deno.test("a service-role or secret key makes the caller an admin", () => {
+  assert.equal(callerRole(headers({ apikey: SERVICE }), KEYS, DISPATCH), "admin");
+  assert.equal(callerRole(headers({ Authorization: `Bearer ${SECRET}` }), KEYS, DISPATCH), "admin");
+  assert.equal(callerRole(headers({ apikey: SERVICE }), KEYS, undefined), "admin");
+});
+
+Deno.test("the dispatch token makes the caller a dispatcher, in either header", () => {
+  assert.equal(callerRole(headers({ apikey: DISPATCH }), KEYS, DISPATCH), "dispatch");
+  assert.equal(
+    callerRole(headers({ Authorization: `Bearer ${DISPATCH}` }), KEYS, DISPATCH),
+    "dispatch",
+  );
+});
+
+Deno.test("an admin key beside the dispatch token makes the caller an admin", () => {
+  assert.equal(
+    callerRole(headers({ apikey: DISPATCH, Authorization: `Bearer ${SERVICE}` }), KEYS, DISPATCH),
+    "admin",
+  );
+});
+
+Deno.test("a wrong key, no key or a near miss of the dispatch token is nobody", () => {
+  assert.equal(callerRole(headers({}), KEYS, DISPATCH), null);
+  assert.equal(callerRole(headers({ apikey: "anon-key" }), KEYS, DISPATCH), null);
+  assert.equal(callerRole(headers({ apikey: DISPATCH.slice(0, -1) }), KEYS, DISPATCH), null);
+  assert.equal(callerRole(headers({ apikey: `${DISPATCH}x` }), KEYS, DISPATCH), null);
+});
+
+Deno.test("without a configured dispatch token no presented key is a dispatcher", () => {
+  assert.equal(callerRole(headers({ apikey: DISPATCH }), KEYS, undefined), null);
+  assert.equal(callerRole(headers({ apikey: "" }), KEYS, ""), null);
+  assert.equal(callerRole(headers({ apikey: DISPATCH }), [], undefined), null);
 });

@@ -1,19 +1,63 @@
 import assert from "node:assert/strict";
 import { ERROR_CODES, HostingError, isHostingError, toHostingError } from "./errors.ts";
 
-Deno.test("the permanent failures listed in docs/contract.md#error-codes are not retried", () => {
+Deno.test("only the site's own permanent failures are not retried", () => {
+  const permanent = Object.keys(ERROR_CODES).filter((code) =>
+    !new HostingError(code as keyof typeof ERROR_CODES, "x").retryable
+  );
+  assert.deepEqual(permanent.sort(), [
+    "DOC_ROOT_MISSING",
+    "INVALID_DOMAIN",
+    "INVALID_INPUT",
+    "SITE_CONFLICT",
+    "SITE_USER_CONFLICT",
+  ]);
+});
+
+const SERVER_LEVEL = [
+  "CLOUDPANEL_NETWORK",
+  "CLPCTL_NOT_FOUND",
+  "HOST_KEY_MISMATCH",
+  "INVENTORY_UNAVAILABLE",
+  "SSH_AUTH_FAILED",
+  "SSH_CONNECTION_LOST",
+  "SSH_KEY_INVALID",
+  "SSH_TIMEOUT",
+  "SSH_UNREACHABLE",
+  "SUDO_REFUSED",
+] as const;
+
+Deno.test("exactly the server's and the connection's failures are server-level", () => {
+  const serverLevel = Object.keys(ERROR_CODES).filter((code) =>
+    new HostingError(code as keyof typeof ERROR_CODES, "x").serverLevel
+  );
+  assert.deepEqual(serverLevel.sort(), [...SERVER_LEVEL]);
+});
+
+Deno.test("a server-level failure is retryable, so it pauses the server and never fails the site", () => {
+  for (const code of SERVER_LEVEL) {
+    const error = new HostingError(code, "x");
+    assert.equal(error.retryable, true, code);
+    assert.equal(error.serverLevel, true, code);
+    assert.equal("minRetryMs" in ERROR_CODES[code], false, code);
+  }
+});
+
+Deno.test("a site's own failure is not server-level, retryable or not", () => {
   for (
     const code of [
       "INVALID_DOMAIN",
-      "HOST_KEY_MISMATCH",
-      "SSH_AUTH_FAILED",
-      "SITE_USER_CONFLICT",
-      "SSH_KEY_INVALID",
-      "SUDO_REFUSED",
-      "CLPCTL_NOT_FOUND",
+      "SITE_CONFLICT",
+      "DOC_ROOT_MISSING",
+      "COMMAND_TIMEOUT",
+      "DNS_NOT_READY",
+      "RATE_LIMITED",
+      "MATOMO_AUTH",
+      "INTERRUPTED",
+      "INTERNAL",
     ] as const
   ) {
-    assert.equal(new HostingError(code, "x").retryable, false, code);
+    assert.equal(new HostingError(code, "x").serverLevel, false, code);
   }
 });
 

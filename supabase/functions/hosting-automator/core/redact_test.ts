@@ -60,11 +60,16 @@ Deno.test("a secret with surrounding spaces is masked with and without them", ()
   assert.equal(redact("[spaced-secret-value]"), "[***]");
 });
 
-Deno.test("values shorter than six characters are not treated as secrets", () => {
-  const redact = createRedactor(["abc", "abcde", "   ab   "]);
-  assert.equal(redact("abc abcde ab"), "abc abcde ab");
-  const six = createRedactor(["abcdef"]);
-  assert.equal(six("abcdef"), "***");
+Deno.test("every configured secret is masked whatever its length", () => {
+  const redact = createRedactor(["x7", "abc", "   pq   "]);
+  assert.equal(redact("id=x7 code=abc pin=pq"), "id=*** code=*** pin=***");
+  const one = createRedactor(["Q"]);
+  assert.equal(one("Q and Q"), "*** and ***");
+});
+
+Deno.test("an empty secret masks nothing", () => {
+  const redact = createRedactor([""]);
+  assert.equal(redact("nothing to hide here"), "nothing to hide here");
 });
 
 Deno.test("each long line of a multi-line secret is masked on its own", () => {
