@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import {
   afterFailure,
+  type AnalyticsPolicy,
   analyticsRetryAt,
   retryDelayMs,
   type RetryPolicy,
-  type SiteState,
-  skipReason,
 } from "./decisions.ts";
 import { type ErrorCode, HostingError } from "./errors.ts";
 
@@ -79,105 +78,63 @@ Deno.test("a permanent failure fails at the first attempt", () => {
   for (
     const code of [
       "INVALID_DOMAIN",
-      "HOST_KEY_MISMATCH",
-      "SSH_AUTH_FAILED",
       "SITE_USER_CONFLICT",
-      "SUDO_REFUSED",
+      "SITE_CONFLICT",
+      "DOC_ROOT_MISSING",
+      "INVALID_INPUT",
     ] as const
   ) {
     assert.deepEqual(afterFailure(error(code), 1, POLICY, NOW), { status: "failed" }, code);
   }
 });
 
-Deno.test("a Matomo retry for an active site waits the configured time, or the floor if longer", () => {
+Deno.test("a server-level failure is retryable: by itself it goes back to pending with backoff", () => {
+  for (const code of ["HOST_KEY_MISMATCH", "SSH_AUTH_FAILED", "SUDO_REFUSED"] as const) {
+    assert.deepEqual(afterFailure(error(code), 2, POLICY, NOW), {
+      status: "pending",
+      nextAttemptAt: new Date("2025-01-01T12:02:00.000Z"),
+      delayMs: 120_000,
+    }, code);
+  }
+});
+
+// --- analytics retries of an active site ------------------------------------------------------------
+
+// The defaults of settings.ts: 60 s doubling, capped at one hour, ten failed registrations.
+const ANALYTICS: AnalyticsPolicy = { baseDelayMs: 60_000, maxDelayMs: 3_600_000, maxAttempts: 10 };
+const at = (ms: number) => new Date(NOW.getTime() + ms);
+
+Deno.test("the first Matomo retry comes a minute after the failure, then the wait doubles", () => {
   assert.deepEqual(
-    analyticsRetryAt(error("MATOMO_HTTP"), 600_000, NOW),
-    new Date("2025-01-01T12:10:00.000Z"),
+    [0, 1, 2, 3, 4, 5].map((failedBefore) =>
+      analyticsRetryAt(error("MATOMO_HTTP"), failedBefore, ANALYTICS, NOW)
+    ),
+    [60_000, 120_000, 240_000, 480_000, 960_000, 1_920_000].map(at),
   );
+});
+
+Deno.test("the Matomo retry wait stops growing at its cap", () => {
+  assert.deepEqual(analyticsRetryAt(error("MATOMO_TIMEOUT"), 6, ANALYTICS, NOW), at(3_600_000));
+  assert.deepEqual(analyticsRetryAt(error("MATOMO_TIMEOUT"), 8, ANALYTICS, NOW), at(3_600_000));
+  const small = { baseDelayMs: 1_000, maxDelayMs: 5_000, maxAttempts: 10 };
   assert.deepEqual(
-    analyticsRetryAt(error("MATOMO_AUTH"), 600_000, NOW),
-    new Date("2025-01-01T13:00:00.000Z"),
-  );
-  assert.deepEqual(
-    analyticsRetryAt(error("MATOMO_BLOCKED"), 7_200_000, NOW),
-    new Date("2025-01-01T14:00:00.000Z"),
+    [0, 1, 2, 3, 4].map((n) => analyticsRetryAt(error("MATOMO_HTTP"), n, small, NOW)),
+    [1_000, 2_000, 4_000, 5_000, 5_000].map(at),
   );
 });
 
-// --- why a site was not claimed -------------------------------------------------------------------
-
-const PAST = "2025-01-01T11:00:00.000Z";
-const FUTURE = "2025-01-01T13:00:00.000Z";
-
-function site(overrides: Partial<SiteState>): SiteState {
-  return {
-    status_dns: "active",
-    status_hosting: "pending",
-    matomo_site_id: null,
-    lease_until: null,
-    next_attempt_at: null,
-    due: null,
-    ...overrides,
-  };
-}
-
-Deno.test("a site that does not exist is NOT_FOUND", () => {
-  assert.equal(skipReason(null, NOW), "NOT_FOUND");
+Deno.test("a refused or blocked Matomo token is retried no sooner than an hour later", () => {
+  assert.deepEqual(analyticsRetryAt(error("MATOMO_AUTH"), 0, ANALYTICS, NOW), at(3_600_000));
+  assert.deepEqual(analyticsRetryAt(error("MATOMO_BLOCKED"), 2, ANALYTICS, NOW), at(3_600_000));
+  const long = { baseDelayMs: 600_000, maxDelayMs: 86_400_000, maxAttempts: 10 };
+  // Above the floor, the ordinary backoff applies: 600 s × 2³ = 80 min.
+  assert.deepEqual(analyticsRetryAt(error("MATOMO_AUTH"), 3, long, NOW), at(4_800_000));
 });
 
-Deno.test("a site whose DNS is not active is DNS_NOT_ACTIVE, whatever its hosting state", () => {
-  assert.equal(skipReason(site({ status_dns: "pending" }), NOW), "DNS_NOT_ACTIVE");
-  assert.equal(skipReason(site({ status_dns: null }), NOW), "DNS_NOT_ACTIVE");
-  assert.equal(skipReason(site({ status_dns: "Active" }), NOW), "DNS_NOT_ACTIVE");
-  assert.equal(
-    skipReason(site({ status_dns: null, status_hosting: "active" }), NOW),
-    "DNS_NOT_ACTIVE",
-  );
-});
-
-Deno.test("an active site with analytics is ALREADY_ACTIVE", () => {
-  assert.equal(
-    skipReason(site({ status_hosting: "active", matomo_site_id: 7 }), NOW),
-    "ALREADY_ACTIVE",
-  );
-  assert.equal(
-    skipReason(site({ status_hosting: "active", matomo_site_id: 7, lease_until: FUTURE }), NOW),
-    "ALREADY_ACTIVE",
-  );
-});
-
-Deno.test("an active site without analytics is IN_PROGRESS, NOT_DUE or ALREADY_ACTIVE", () => {
-  const active = { status_hosting: "active", matomo_site_id: null };
-  assert.equal(skipReason(site({ ...active, lease_until: FUTURE }), NOW), "IN_PROGRESS");
-  assert.equal(skipReason(site({ ...active, next_attempt_at: FUTURE }), NOW), "NOT_DUE");
-  assert.equal(skipReason(site({ ...active, next_attempt_at: PAST }), NOW), "ALREADY_ACTIVE");
-  assert.equal(skipReason(site({ ...active, lease_until: PAST }), NOW), "ALREADY_ACTIVE");
-});
-
-Deno.test("a provisioning site is IN_PROGRESS under its lease and AT_CAPACITY once it expired", () => {
-  assert.equal(
-    skipReason(site({ status_hosting: "provisioning", lease_until: FUTURE }), NOW),
-    "IN_PROGRESS",
-  );
-  assert.equal(
-    skipReason(site({ status_hosting: "provisioning", lease_until: PAST }), NOW),
-    "AT_CAPACITY",
-  );
-  // A lease ending exactly now has expired.
-  assert.equal(
-    skipReason(site({ status_hosting: "provisioning", lease_until: NOW.toISOString() }), NOW),
-    "AT_CAPACITY",
-  );
-});
-
-Deno.test("a failed site is FAILED", () => {
-  assert.equal(skipReason(site({ status_hosting: "failed" }), NOW), "FAILED");
-});
-
-Deno.test("a pending site is NOT_DUE while it waits and AT_CAPACITY when due but not claimed", () => {
-  assert.equal(skipReason(site({ next_attempt_at: FUTURE }), NOW), "NOT_DUE");
-  assert.equal(skipReason(site({ next_attempt_at: FUTURE, due: "provision" }), NOW), "NOT_DUE");
-  assert.equal(skipReason(site({ due: "provision" }), NOW), "AT_CAPACITY");
-  assert.equal(skipReason(site({ next_attempt_at: PAST, due: "provision" }), NOW), "AT_CAPACITY");
-  assert.equal(skipReason(site({ due: null }), NOW), "NOT_DUE");
+Deno.test("the failure that reaches the limit of registrations is never retried", () => {
+  assert.notEqual(analyticsRetryAt(error("MATOMO_HTTP"), 8, ANALYTICS, NOW), "never");
+  assert.equal(analyticsRetryAt(error("MATOMO_HTTP"), 9, ANALYTICS, NOW), "never");
+  assert.equal(analyticsRetryAt(error("MATOMO_AUTH"), 12, ANALYTICS, NOW), "never");
+  const once = { ...ANALYTICS, maxAttempts: 1 };
+  assert.equal(analyticsRetryAt(error("MATOMO_HTTP"), 0, once, NOW), "never");
 });

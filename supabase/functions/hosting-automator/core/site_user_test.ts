@@ -5,6 +5,7 @@ import {
   generatePassword,
   PASSWORD_LENGTH,
   SITE_USER_PATTERN,
+  siteUserCandidates,
 } from "./site_user.ts";
 
 /** CloudPanel's own rule, lower case because useradd wants it
@@ -129,6 +130,81 @@ Deno.test("a generated set of several thousand valid domains gives as many disti
     users.set(user, domain);
   }
   assert.ok(users.size >= 7_000, `only ${users.size} domains generated`);
+});
+
+// --- candidates after orphans ----------------------------------------------------------------------
+
+Deno.test("the first candidate is the derived site user, for every sample domain", () => {
+  for (const domain of SAMPLE_DOMAINS) {
+    assert.deepEqual(siteUserCandidates(domain, 1), [deriveSiteUser(domain)], domain);
+  }
+});
+
+Deno.test("later candidates of a short domain are its first form with -2, -3, …", () => {
+  assert.deepEqual(siteUserCandidates("example.com", 5), [
+    "example_com",
+    "example_com-2",
+    "example_com-3",
+    "example_com-4",
+    "example_com-5",
+  ]);
+});
+
+Deno.test("a candidate whose suffix would pass 32 characters is the hashed form of domain#k", () => {
+  // 30 characters: "-2" still fits (32).
+  const fits = `${"a".repeat(26)}.com`;
+  assert.deepEqual(siteUserCandidates(fits, 2), [
+    `${"a".repeat(26)}_com`,
+    `${"a".repeat(26)}_com-2`,
+  ]);
+  // 31 characters: "-2" would make 33, so the hash of "<domain>#2" (sha256sum) is used.
+  const tight = `${"a".repeat(27)}.com`;
+  assert.deepEqual(siteUserCandidates(tight, 2), [
+    `${"a".repeat(27)}_com`,
+    `${"a".repeat(21)}-9bd9fc635d`,
+  ]);
+});
+
+Deno.test("a long or digit-first domain gets hashed candidates of domain#k", () => {
+  assert.deepEqual(siteUserCandidates("a-very-long-subdomain-name.example-company.com", 2), [
+    "a-very-long-subdomain-6ddf5a6a4e",
+    "a-very-long-subdomain-ae7b99bf70",
+  ]);
+  assert.deepEqual(siteUserCandidates("1password.com", 2), [
+    "password-com-203dd412c0",
+    "password-com-b584a6703a",
+  ]);
+});
+
+Deno.test("a run asks for exactly as many candidates as it needs, the same ones every time", () => {
+  assert.deepEqual(siteUserCandidates("example.com", 0), []);
+  for (const domain of SAMPLE_DOMAINS) {
+    const five = siteUserCandidates(domain, 5);
+    assert.equal(five.length, 5, domain);
+    assert.deepEqual(siteUserCandidates(domain, 5), five, domain);
+    assert.deepEqual(siteUserCandidates(domain, 3), five.slice(0, 3), domain);
+  }
+});
+
+Deno.test("every candidate is valid, at most 32 characters, and distinct across all domains", () => {
+  const domains = new Set<string>(SAMPLE_DOMAINS);
+  for (let i = 0; i < 1_500; i++) {
+    const filler = "q".repeat(i % 32); // both sides of the 32-character limit
+    domains.add(`site${i}${filler}.example.${["com", "de", "org"][i % 3]}`);
+    domains.add(`${i}.shop.de`);
+  }
+  const owner = new Map<string, string>();
+  for (const domain of domains) {
+    assert.ok(validateDomain(domain).ok, domain);
+    for (const user of siteUserCandidates(domain, 12)) {
+      assert.ok(cloudPanelAccepts(user), `${domain} -> ${user}`);
+      assert.match(user, SITE_USER_PATTERN, `${domain} -> ${user}`);
+      const earlier = owner.get(user);
+      assert.equal(earlier, undefined, `${domain} and ${earlier} both give ${user}`);
+      owner.set(user, domain);
+    }
+  }
+  assert.equal(owner.size, domains.size * 12);
 });
 
 // The safe alphabet (docs/cloudpanel.md#paths-and-callers): letters, digits and -_.@%+=.
