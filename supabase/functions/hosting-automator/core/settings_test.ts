@@ -4,7 +4,10 @@ import {
   type LoadedSettings,
   loadSettings,
   secretsOf,
+  type SettingProblem,
   type Settings,
+  siteWorstCaseSeconds,
+  stepWorstCaseSeconds,
   TUNING,
 } from "./settings.ts";
 
@@ -30,12 +33,12 @@ const ENV: Record<string, string> = {
 };
 
 function settingsOf(loaded: LoadedSettings): Settings {
-  assert.equal(loaded.ok, true, loaded.ok ? "" : loaded.problems.join("; "));
+  assert.equal(loaded.ok, true, loaded.ok ? "" : JSON.stringify(loaded.problems));
   if (!loaded.ok) throw new Error("unreachable");
   return loaded.settings;
 }
 
-function problemsOf(loaded: LoadedSettings): string[] {
+function problemsOf(loaded: LoadedSettings): SettingProblem[] {
   assert.equal(loaded.ok, false, "expected the settings to be refused");
   if (loaded.ok) throw new Error("unreachable");
   return loaded.problems;
@@ -47,6 +50,7 @@ Deno.test("a complete environment gives every setting, with the documented defau
     supabaseUrl: "http://127.0.0.1:54321",
     databaseKey: "service-role-jwt.payload.signature",
     callerKeys: ["service-role-jwt.payload.signature"],
+    dispatchToken: undefined,
     ssh: {
       host: "cloudpanel.example.com",
       port: 22,
@@ -54,27 +58,32 @@ Deno.test("a complete environment gives every setting, with the documented defau
       privateKey: PRIVATE_KEY,
       passphrase: undefined,
       hostKeyFingerprint: FINGERPRINT,
-      connectTimeoutMs: 15_000,
+      connectTimeoutMs: 8_000,
       maxChannels: 4,
     },
     matomo: {
       url: "https://analytics.example.com",
       token: "0123456789abcdef0123456789abcdef",
-      timeoutMs: 10_000,
+      timeoutMs: 6_000,
     },
     run: {
       maxConcurrent: 3,
       maxAttempts: 8,
-      leaseSeconds: 600,
-      analyticsLeaseSeconds: 60,
-      timeBudgetMs: 60_000,
+      leaseSeconds: 75,
+      analyticsLeaseSeconds: 34, // two Matomo calls of 6 s, three database writes of 4 s, 10 s
+      timeBudgetMs: 25_000,
+      wallClockMs: 150_000,
       retryBaseMs: 60_000,
       retryMaxMs: 3_600_000,
-      analyticsRetryMs: 600_000,
-      siteCommandTimeoutMs: 90_000,
-      certificateTimeoutMs: 150_000,
-      checkTimeoutMs: 20_000,
-      databaseTimeoutMs: 10_000,
+      serverRetryBaseMs: 60_000,
+      serverRetryMaxMs: 900_000,
+      analyticsRetryMs: 60_000,
+      analyticsRetryMaxMs: 3_600_000,
+      analyticsMaxAttempts: 10,
+      siteCommandTimeoutMs: 25_000,
+      certificateTimeoutMs: 40_000,
+      checkTimeoutMs: 8_000,
+      databaseTimeoutMs: 4_000,
     },
   });
 });
@@ -123,10 +132,10 @@ Deno.test("each missing required setting is named", () => {
   for (const name of required) {
     const env = { ...ENV };
     delete env[name];
-    assert.deepEqual(problemsOf(loadSettings(env)), [`${name}: missing`], name);
+    assert.deepEqual(problemsOf(loadSettings(env)), [{ setting: name, message: "missing" }], name);
     assert.deepEqual(
       problemsOf(loadSettings({ ...ENV, [name]: "   " })),
-      [`${name}: missing`],
+      [{ setting: name, message: "missing" }],
       name,
     );
   }
@@ -136,20 +145,23 @@ Deno.test("an environment with no key at all names both key settings", () => {
   const env: Record<string, string> = { ...ENV };
   delete env.SUPABASE_SERVICE_ROLE_KEY;
   assert.deepEqual(problemsOf(loadSettings(env)), [
-    "SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS: missing",
+    { setting: "SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS", message: "missing" },
   ]);
 });
 
 Deno.test("an empty environment names every required setting", () => {
-  assert.deepEqual(problemsOf(loadSettings({})), [
-    "SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS: missing",
-    "SUPABASE_URL: missing",
-    "SSH_HOST: missing",
-    "SSH_PRIVATE_KEY: missing",
-    "SSH_HOST_KEY_FINGERPRINT: missing",
-    "MATOMO_URL: missing",
-    "MATOMO_TOKEN_AUTH: missing",
-  ]);
+  assert.deepEqual(
+    problemsOf(loadSettings({})),
+    [
+      "SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS",
+      "SUPABASE_URL",
+      "SSH_HOST",
+      "SSH_PRIVATE_KEY",
+      "SSH_HOST_KEY_FINGERPRINT",
+      "MATOMO_URL",
+      "MATOMO_TOKEN_AUTH",
+    ].map((setting) => ({ setting, message: "missing" })),
+  );
 });
 
 const MARKER = "sk_live_Zq7xDISTINCTIVE9";
@@ -168,9 +180,10 @@ Deno.test("every invalid setting is named and no problem repeats its value", () 
     MATOMO_TOKEN_AUTH: "Zq7x!",
     HOSTING_MAX_CONCURRENT: MARKER,
     SSH_CONNECT_TIMEOUT_SECONDS: `9${MARKER}`,
+    HOSTING_DISPATCH_TOKEN: MARKER,
   });
   const problems = problemsOf(loaded);
-  assert.deepEqual(problems.map((p) => p.slice(0, p.indexOf(":"))), [
+  assert.deepEqual(problems.map((p) => p.setting), [
     "SUPABASE_SECRET_KEYS",
     "SUPABASE_URL",
     "SSH_HOST",
@@ -180,10 +193,11 @@ Deno.test("every invalid setting is named and no problem repeats its value", () 
     "SSH_HOST_KEY_FINGERPRINT",
     "MATOMO_URL",
     "MATOMO_TOKEN_AUTH",
+    "HOSTING_DISPATCH_TOKEN",
     "HOSTING_MAX_CONCURRENT",
     "SSH_CONNECT_TIMEOUT_SECONDS",
   ]);
-  const text = problems.join("\n");
+  const text = JSON.stringify(problems);
   for (const fragment of [MARKER, "Zq7x", "DISTINCTIVE", "Root"]) {
     assert.ok(!text.includes(fragment), `a problem repeats ${fragment}: ${text}`);
   }
@@ -191,30 +205,71 @@ Deno.test("every invalid setting is named and no problem repeats its value", () 
 
 Deno.test("the invalid-setting messages say what is expected", () => {
   const messages = (env: Record<string, string>) => problemsOf(loadSettings({ ...ENV, ...env }));
-  assert.deepEqual(messages({ SUPABASE_URL: "127.0.0.1:54321" }), [
-    "SUPABASE_URL: must be an http(s) URL without credentials, query or fragment",
-  ]);
-  assert.deepEqual(messages({ MATOMO_URL: "https://analytics.example.com/?token_auth=x" }), [
-    "MATOMO_URL: must be an http(s) URL without credentials, query or fragment",
-  ]);
-  assert.deepEqual(messages({ SSH_HOST: "host;reboot" }), [
-    "SSH_HOST: must be a host name or an IP address",
-  ]);
-  assert.deepEqual(messages({ SSH_USER: "Deploy" }), ["SSH_USER: must be a Linux user name"]);
-  assert.deepEqual(messages({ SSH_HOST_KEY_FINGERPRINT: "MD5:16:27:ac:a5:76:28:2d:36" }), [
-    "SSH_HOST_KEY_FINGERPRINT: must be SHA256:… as ssh-keygen -lf prints it",
-  ]);
-  assert.deepEqual(messages({ SSH_PRIVATE_KEY: "ssh-ed25519 AAAAC3Nza public key" }), [
-    "SSH_PRIVATE_KEY: must be an OpenSSH or PEM private key (BEGIN/END lines; \\n escapes accepted)",
-  ]);
-  assert.deepEqual(messages({ MATOMO_TOKEN_AUTH: "short" }), [
-    "MATOMO_TOKEN_AUTH: must be a Matomo token_auth",
-  ]);
+  const one = (setting: string, message: string) => [{ setting, message }];
+  assert.deepEqual(
+    messages({ SUPABASE_URL: "127.0.0.1:54321" }),
+    one("SUPABASE_URL", "must be an http(s) URL without credentials, query or fragment"),
+  );
+  assert.deepEqual(
+    messages({ MATOMO_URL: "https://analytics.example.com/?token_auth=x" }),
+    one("MATOMO_URL", "must be an http(s) URL without credentials, query or fragment"),
+  );
+  assert.deepEqual(
+    messages({ SSH_HOST: "host;reboot" }),
+    one("SSH_HOST", "must be a host name or an IP address"),
+  );
+  assert.deepEqual(messages({ SSH_USER: "Deploy" }), one("SSH_USER", "must be a Linux user name"));
+  assert.deepEqual(
+    messages({ SSH_HOST_KEY_FINGERPRINT: "MD5:16:27:ac:a5:76:28:2d:36" }),
+    one("SSH_HOST_KEY_FINGERPRINT", "must be SHA256:… as ssh-keygen -lf prints it"),
+  );
+  assert.deepEqual(
+    messages({ SSH_PRIVATE_KEY: "ssh-ed25519 AAAAC3Nza public key" }),
+    one(
+      "SSH_PRIVATE_KEY",
+      "must be an OpenSSH or PEM private key (BEGIN/END lines; \\n escapes accepted)",
+    ),
+  );
+  assert.deepEqual(
+    messages({ MATOMO_TOKEN_AUTH: "short" }),
+    one("MATOMO_TOKEN_AUTH", "must be a Matomo token_auth"),
+  );
+  assert.deepEqual(
+    messages({ HOSTING_DISPATCH_TOKEN: "d".repeat(31) }),
+    one("HOSTING_DISPATCH_TOKEN", "must be at least 32 characters"),
+  );
   for (const port of ["0", "65536", "22.5", "ssh"]) {
     const problems = messages({ SSH_PORT: port });
     assert.equal(problems.length, 1, port);
-    assert.ok(problems[0].startsWith("SSH_PORT: "), problems[0]);
+    assert.equal(problems[0].setting, "SSH_PORT", port);
   }
+});
+
+const DISPATCH = "dispatch-token-0123456789abcdefghij";
+
+Deno.test("the dispatch token is optional and read trimmed when at least 32 characters", () => {
+  assert.equal(DISPATCH.length, 35);
+  assert.equal(settingsOf(loadSettings(ENV)).dispatchToken, undefined);
+  assert.equal(
+    settingsOf(loadSettings({ ...ENV, HOSTING_DISPATCH_TOKEN: "   " })).dispatchToken,
+    undefined,
+  );
+  assert.equal(
+    settingsOf(loadSettings({ ...ENV, HOSTING_DISPATCH_TOKEN: ` ${DISPATCH} ` })).dispatchToken,
+    DISPATCH,
+  );
+  const exactly32 = "d".repeat(32);
+  assert.equal(
+    settingsOf(loadSettings({ ...ENV, HOSTING_DISPATCH_TOKEN: exactly32 })).dispatchToken,
+    exactly32,
+  );
+});
+
+Deno.test("refused settings still carry the dispatch token, so its caller can be told apart", () => {
+  const loaded = loadSettings({ ...ENV, SSH_HOST: "", HOSTING_DISPATCH_TOKEN: DISPATCH });
+  assert.equal(loaded.ok, false);
+  assert.equal(!loaded.ok && loaded.dispatchToken, DISPATCH);
+  assert.deepEqual(!loaded.ok && loaded.callerKeys, ["service-role-jwt.payload.signature"]);
 });
 
 Deno.test("a private key given on one line with \\n escapes becomes a multi-line key", () => {
@@ -291,27 +346,60 @@ Deno.test("secret keys that are not a JSON object of non-empty strings are refus
   ) {
     const loaded = loadSettings({ ...ENV, SUPABASE_SECRET_KEYS: value });
     assert.deepEqual(problemsOf(loaded), [
-      "SUPABASE_SECRET_KEYS: must be a JSON object of named keys",
+      { setting: "SUPABASE_SECRET_KEYS", message: "must be a JSON object of named keys" },
     ], value);
     // The service-role key still lets the caller in, so a 500 can be answered to the right caller.
     assert.deepEqual(!loaded.ok && loaded.callerKeys, ["service-role-jwt.payload.signature"]);
   }
 });
 
+/** Every other knob where it leaves the most room, so one knob's bound is judged on its own. */
+const ROOMY: Record<string, string> = Object.fromEntries(
+  Object.entries(TUNING).map(([name, [, min, max]]) => [
+    name,
+    String(/_MAX_SECONDS$|WALL_CLOCK|LEASE/.test(name) ? max : min),
+  ]),
+);
+
 Deno.test("every tuning knob accepts its bounds and refuses one beyond them", () => {
+  // Five bounds pass their own range but can never fit the whole (see the arithmetic below).
+  const neverFit: Record<string, SettingProblem> = {
+    "HOSTING_LEASE_SECONDS=10": {
+      setting: "HOSTING_LEASE_SECONDS",
+      message: "must be at least 11 s (the longest step's deadlines plus its database writes, " +
+        "6 s, and 5 s), so a lease never ends under a running step",
+    },
+    "HOSTING_WALL_CLOCK_SECONDS=10": {
+      setting: "HOSTING_WALL_CLOCK_SECONDS",
+      message: "one site's deadlines add up to 12 s, more than the runtime's 10 s " +
+        "(lower the command timeouts or raise it on a paid plan)",
+    },
+    "HOSTING_TIME_BUDGET_SECONDS=3600": {
+      setting: "HOSTING_TIME_BUDGET_SECONDS",
+      message: "a site claimed at the end of the budget needs up to 12 s more, past the " +
+        "3600 s wall clock (at most 3588 s)",
+    },
+    "HOSTING_SITE_TIMEOUT_SECONDS=3600": {
+      setting: "HOSTING_WALL_CLOCK_SECONDS",
+      message: "one site's deadlines add up to 3611 s, more than the runtime's 3600 s " +
+        "(lower the command timeouts or raise it on a paid plan)",
+    },
+    "HOSTING_CERTIFICATE_TIMEOUT_SECONDS=3600": {
+      setting: "HOSTING_WALL_CLOCK_SECONDS",
+      message: "one site's deadlines add up to 3611 s, more than the runtime's 3600 s " +
+        "(lower the command timeouts or raise it on a paid plan)",
+    },
+  };
   for (const [name, [, min, max]] of Object.entries(TUNING)) {
-    // The retry pair must stay ordered; keep the other one at an extreme so any bound is allowed.
-    const pair = name === "HOSTING_RETRY_BASE_SECONDS"
-      ? { HOSTING_RETRY_MAX_SECONDS: "604800" }
-      : name === "HOSTING_RETRY_MAX_SECONDS"
-      ? { HOSTING_RETRY_BASE_SECONDS: "1" }
-      : {};
-    for (const ok of [min, max]) {
-      assert.equal(loadSettings({ ...ENV, ...pair, [name]: String(ok) }).ok, true, `${name}=${ok}`);
+    for (const bound of [min, max]) {
+      const loaded = loadSettings({ ...ENV, ...ROOMY, [name]: String(bound) });
+      const expected = neverFit[`${name}=${bound}`];
+      if (expected) assert.deepEqual(problemsOf(loaded), [expected], `${name}=${bound}`);
+      else assert.equal(loaded.ok, true, `${name}=${bound}: ${JSON.stringify(loaded)}`);
     }
     for (const bad of [String(min - 1), String(max + 1), `${min}.5`, "many", "0x10", "1e2", "+5"]) {
-      assert.deepEqual(problemsOf(loadSettings({ ...ENV, ...pair, [name]: bad })), [
-        `${name}: must be a whole number from ${min} to ${max}`,
+      assert.deepEqual(problemsOf(loadSettings({ ...ENV, ...ROOMY, [name]: bad })), [
+        { setting: name, message: `must be a whole number from ${min} to ${max}` },
       ], `${name}=${bad}`);
     }
   }
@@ -324,9 +412,14 @@ Deno.test("tuning values become the settings they drive, in milliseconds where n
     HOSTING_MAX_ATTEMPTS: " 3 ",
     HOSTING_LEASE_SECONDS: "900",
     HOSTING_TIME_BUDGET_SECONDS: "30",
+    HOSTING_WALL_CLOCK_SECONDS: "400",
     HOSTING_RETRY_BASE_SECONDS: "2",
     HOSTING_RETRY_MAX_SECONDS: "20",
+    HOSTING_SERVER_RETRY_BASE_SECONDS: "3",
+    HOSTING_SERVER_RETRY_MAX_SECONDS: "30",
     HOSTING_ANALYTICS_RETRY_SECONDS: "45",
+    HOSTING_ANALYTICS_RETRY_MAX_SECONDS: "450",
+    HOSTING_ANALYTICS_MAX_ATTEMPTS: "4",
     HOSTING_SITE_TIMEOUT_SECONDS: "61",
     HOSTING_CERTIFICATE_TIMEOUT_SECONDS: "62",
     HOSTING_CHECK_TIMEOUT_SECONDS: "7",
@@ -339,11 +432,16 @@ Deno.test("tuning values become the settings they drive, in milliseconds where n
     maxConcurrent: 5,
     maxAttempts: 3,
     leaseSeconds: 900,
-    analyticsLeaseSeconds: 150, // two Matomo calls of 60 s plus 30 s
+    analyticsLeaseSeconds: 154, // two Matomo calls of 60 s, three database writes of 8 s, 10 s
     timeBudgetMs: 30_000,
+    wallClockMs: 400_000,
     retryBaseMs: 2_000,
     retryMaxMs: 20_000,
+    serverRetryBaseMs: 3_000,
+    serverRetryMaxMs: 30_000,
     analyticsRetryMs: 45_000,
+    analyticsRetryMaxMs: 450_000,
+    analyticsMaxAttempts: 4,
     siteCommandTimeoutMs: 61_000,
     certificateTimeoutMs: 62_000,
     checkTimeoutMs: 7_000,
@@ -354,22 +452,135 @@ Deno.test("tuning values become the settings they drive, in milliseconds where n
   assert.equal(settings.matomo.timeoutMs, 60_000);
 });
 
-Deno.test("a retry cap below the retry base is refused", () => {
+Deno.test("a retry cap below its retry base is refused, for each of the three schedules", () => {
+  for (
+    const [base, max] of [
+      ["HOSTING_RETRY_BASE_SECONDS", "HOSTING_RETRY_MAX_SECONDS"],
+      ["HOSTING_SERVER_RETRY_BASE_SECONDS", "HOSTING_SERVER_RETRY_MAX_SECONDS"],
+      ["HOSTING_ANALYTICS_RETRY_SECONDS", "HOSTING_ANALYTICS_RETRY_MAX_SECONDS"],
+    ]
+  ) {
+    assert.deepEqual(
+      problemsOf(loadSettings({ ...ENV, [base]: "600", [max]: "300" })),
+      [{ setting: max, message: `must not be below ${base}` }],
+      max,
+    );
+    assert.equal(loadSettings({ ...ENV, [base]: "300", [max]: "300" }).ok, true, max);
+  }
+});
+
+// --- the settings as a whole ------------------------------------------------------------------------
+
+const DEFAULTS = Object.fromEntries(
+  Object.entries(TUNING).map(([name, [fallback]]) => [name, fallback]),
+) as Parameters<typeof siteWorstCaseSeconds>[0];
+
+Deno.test("the defaults fit: one site 121 s, the longest step 57 s, lease 75 s ≥ 62 s", () => {
+  // connect 8 + two reads 2 × 8 + site 25 + certificate 40 + two Matomo calls 2 × 6 + five
+  // database writes 5 × 4.
+  assert.equal(siteWorstCaseSeconds(DEFAULTS), 8 + 2 * 8 + 25 + 40 + 2 * 6 + 5 * 4);
+  assert.equal(siteWorstCaseSeconds(DEFAULTS), 121);
+  // The site step is the longest: connect 8 + two reads 16 + site 25, then two writes of 4 s.
+  assert.equal(stepWorstCaseSeconds(DEFAULTS), 8 + 2 * 8 + 25 + 2 * 4);
+  assert.equal(stepWorstCaseSeconds(DEFAULTS), 57);
+  assert.ok(DEFAULTS.HOSTING_LEASE_SECONDS >= stepWorstCaseSeconds(DEFAULTS) + 5);
+  // A site claimed at the end of the 25 s budget ends by 146 s, inside the 150 s wall clock.
+  assert.equal(DEFAULTS.HOSTING_TIME_BUDGET_SECONDS + siteWorstCaseSeconds(DEFAULTS), 146);
+  assert.ok(146 <= DEFAULTS.HOSTING_WALL_CLOCK_SECONDS);
+  assert.equal(loadSettings(ENV).ok, true);
+});
+
+Deno.test("a longer certificate deadline makes the certificate step the longest", () => {
+  const t = { ...DEFAULTS, HOSTING_CERTIFICATE_TIMEOUT_SECONDS: 60 };
+  assert.equal(stepWorstCaseSeconds(t), 60 + 2 * 4);
+  assert.equal(siteWorstCaseSeconds(t), 141);
+  const matomo = { ...DEFAULTS, MATOMO_TIMEOUT_SECONDS: 30 };
+  assert.equal(stepWorstCaseSeconds(matomo), 2 * 30 + 2 * 4);
+});
+
+Deno.test("a lease shorter than the longest step plus 5 s names HOSTING_LEASE_SECONDS", () => {
+  assert.equal(loadSettings({ ...ENV, HOSTING_LEASE_SECONDS: "62" }).ok, true);
+  assert.deepEqual(problemsOf(loadSettings({ ...ENV, HOSTING_LEASE_SECONDS: "61" })), [{
+    setting: "HOSTING_LEASE_SECONDS",
+    message: "must be at least 62 s (the longest step's deadlines plus its database writes, " +
+      "57 s, and 5 s), so a lease never ends under a running step",
+  }]);
+});
+
+Deno.test("a raised command deadline without a longer lease names HOSTING_LEASE_SECONDS", () => {
+  // Site step: 8 + 16 + 60 + 8 = 92 s, so the lease must be at least 97 s.
   assert.deepEqual(
     problemsOf(loadSettings({
       ...ENV,
-      HOSTING_RETRY_BASE_SECONDS: "600",
-      HOSTING_RETRY_MAX_SECONDS: "300",
+      HOSTING_SITE_TIMEOUT_SECONDS: "60",
+      HOSTING_TIME_BUDGET_SECONDS: "0",
+      HOSTING_WALL_CLOCK_SECONDS: "200",
     })),
-    ["HOSTING_RETRY_MAX_SECONDS: must not be below HOSTING_RETRY_BASE_SECONDS"],
+    [{
+      setting: "HOSTING_LEASE_SECONDS",
+      message: "must be at least 97 s (the longest step's deadlines plus its database writes, " +
+        "92 s, and 5 s), so a lease never ends under a running step",
+    }],
   );
 });
 
-Deno.test("secretsOf lists every key, the private key, the passphrase and the Matomo token", () => {
+Deno.test("one site's deadlines beyond the wall clock name HOSTING_WALL_CLOCK_SECONDS", () => {
+  assert.deepEqual(problemsOf(loadSettings({ ...ENV, HOSTING_WALL_CLOCK_SECONDS: "120" })), [{
+    setting: "HOSTING_WALL_CLOCK_SECONDS",
+    message: "one site's deadlines add up to 121 s, more than the runtime's 120 s " +
+      "(lower the command timeouts or raise it on a paid plan)",
+  }]);
+});
+
+Deno.test("a budget that lets a lane claim a site it cannot finish names the budget", () => {
+  assert.equal(loadSettings({ ...ENV, HOSTING_TIME_BUDGET_SECONDS: "29" }).ok, true);
+  assert.deepEqual(problemsOf(loadSettings({ ...ENV, HOSTING_TIME_BUDGET_SECONDS: "30" })), [{
+    setting: "HOSTING_TIME_BUDGET_SECONDS",
+    message: "a site claimed at the end of the budget needs up to 121 s more, past the " +
+      "150 s wall clock (at most 29 s)",
+  }]);
+  // Exactly one site's worst case: no budget is left at all.
+  assert.deepEqual(problemsOf(loadSettings({ ...ENV, HOSTING_WALL_CLOCK_SECONDS: "121" })), [{
+    setting: "HOSTING_TIME_BUDGET_SECONDS",
+    message: "a site claimed at the end of the budget needs up to 121 s more, past the " +
+      "121 s wall clock (at most 0 s)",
+  }]);
+  // A longer certificate deadline shrinks the room for the budget: 150 − 141 = 9 s.
+  assert.deepEqual(
+    problemsOf(loadSettings({ ...ENV, HOSTING_CERTIFICATE_TIMEOUT_SECONDS: "60" })),
+    [{
+      setting: "HOSTING_TIME_BUDGET_SECONDS",
+      message: "a site claimed at the end of the budget needs up to 141 s more, past the " +
+        "150 s wall clock (at most 9 s)",
+    }],
+  );
+});
+
+Deno.test("several misfits are all named at once", () => {
+  assert.deepEqual(
+    problemsOf(loadSettings({
+      ...ENV,
+      HOSTING_LEASE_SECONDS: "30",
+      HOSTING_WALL_CLOCK_SECONDS: "100",
+    })).map((p) => p.setting),
+    ["HOSTING_LEASE_SECONDS", "HOSTING_WALL_CLOCK_SECONDS"],
+  );
+});
+
+Deno.test("the whole is checked only once every setting is valid on its own", () => {
+  assert.deepEqual(
+    problemsOf(loadSettings({ ...ENV, HOSTING_LEASE_SECONDS: "30", SSH_PORT: "0" }))
+      .map((p) => p.setting),
+    ["SSH_PORT"],
+  );
+});
+
+Deno.test("secretsOf lists every key, the private key, the passphrase, the Matomo token and the dispatch token", () => {
   const settings = settingsOf(loadSettings({
     ...ENV,
     SUPABASE_SECRET_KEYS: '{"default":"sb_secret_default"}',
     SSH_PRIVATE_KEY_PASSPHRASE: "passphrase-123",
+    HOSTING_DISPATCH_TOKEN: DISPATCH,
   }));
   const secrets = secretsOf(settings);
   for (
@@ -379,6 +590,7 @@ Deno.test("secretsOf lists every key, the private key, the passphrase and the Ma
       PRIVATE_KEY,
       "passphrase-123",
       "0123456789abcdef0123456789abcdef",
+      DISPATCH,
     ]
   ) {
     assert.ok(secrets.includes(secret), secret);
@@ -386,7 +598,7 @@ Deno.test("secretsOf lists every key, the private key, the passphrase and the Ma
   assert.ok(!secrets.includes(""));
 });
 
-Deno.test("secretsOf leaves out a passphrase that is not set", () => {
+Deno.test("secretsOf leaves out a passphrase and a dispatch token that are not set", () => {
   const secrets = secretsOf(settingsOf(loadSettings(ENV)));
   assert.deepEqual(secrets, [
     "service-role-jwt.payload.signature",
