@@ -202,10 +202,25 @@ begin
   on conflict (id) do update set max_concurrent = excluded.max_concurrent, updated_at = now()
   where public.hosting_runtime.max_concurrent <> excluded.max_concurrent;
 
-  -- One CloudPanel server: health rows of another SSH target are from an earlier setting.
+  -- One CloudPanel server and one Matomo: a health row of another target, or of other settings
+  -- than these, is from an earlier configuration — the operator changed it, so its pause is over.
+  -- Analytics retries pushed back by a Matomo pause that ends this way are due again at once.
   if p_ssh_target is not null then
     delete from public.hosting_health h
-    where h.target like 'ssh:%' and h.target <> p_ssh_target;
+    where h.target like 'ssh:%'
+      and (h.target <> p_ssh_target or h.credential is distinct from p_ssh_credential);
+  end if;
+  if p_matomo_target is not null then
+    with lifted as (
+      delete from public.hosting_health h
+      where h.target like 'matomo:%'
+        and (h.target <> p_matomo_target or h.credential is distinct from p_matomo_credential)
+      returning h.paused_until
+    )
+    update public.sites s set hosting_next_attempt_at = now()
+    from lifted l
+    where s.status_hosting = 'active' and s.matomo_site_id is null
+      and s.hosting_next_attempt_at = l.paused_until;
   end if;
   v_ssh_paused := public.hosting_paused_until(p_ssh_target, p_ssh_credential);
   v_matomo_paused := public.hosting_paused_until(p_matomo_target, p_matomo_credential);

@@ -150,7 +150,8 @@ export function createHandler(runtime: Runtime): Handler {
       const type = request.headers.get("content-type") ?? "";
       const text = await readBody(request);
       if (text instanceof Response) return text;
-      if (text.trim() !== "" && !/^application\/json\s*(;|$)/i.test(type)) {
+      // A body must be JSON; a caller that names another type is told so (none: read as JSON).
+      if (text.trim() !== "" && type !== "" && !/^application\/json\s*(;|$)/i.test(type)) {
         return problem(
           415,
           "UNSUPPORTED_MEDIA_TYPE",

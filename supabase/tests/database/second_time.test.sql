@@ -2,7 +2,7 @@
 -- back when a failure is not the site's, claims handed back unstarted, bounded analytics retries,
 -- no reset beside a valid lease, and one request per statement from the trigger.
 begin;
-select plan(28);
+select plan(29);
 
 set local client_min_messages = error;
 do $$
@@ -93,6 +93,8 @@ select is(jsonb_path_query_array(public.hosting_claim(null, 5, 3, 600, 8, 120, n
   '$.claimed[*] ? (@.kind == "analytics")'), '[]'::jsonb, 'no analytics claim while Matomo is paused for this token');
 select is(public.hosting_claim(null, 5, 3, 600, 8, 120, null, null, 'matomo:https://m', 'token-2') #>> '{claimed,0,kind}',
   'analytics', 'a corrected token is tried at once');
+select is((select hosting_lease_until is not null from public.sites where domain = 'a2.example.com'), true,
+  '… and the sites whose retries the old pause had pushed back are due (and claimed) again');
 
 -- analytics failures are counted, and "infinity" ends them
 select is((select (public.hosting_finish(s.id, s.hosting_claim_token, 'active', p_analytics_failed => true,
