@@ -8,10 +8,12 @@ import {
   type ExecResult,
   installCertificate,
   INVENTORY_PATH,
-  inventoryLookup,
-  parseInventory,
+  parseServerState,
   type RemoteCommand,
+  type ServerState,
+  serverState,
   shellQuote,
+  twinOf,
   type Verb,
 } from "./cloudpanel.ts";
 import { type ErrorCode, HostingError, type Step } from "./errors.ts";
@@ -59,9 +61,9 @@ Deno.test("a non-root SSH user runs every command through sudo -n", () => {
     deleteSite("example.com", user).line,
     "sudo -n clpctl site:delete --domainName='example.com' --force",
   );
-  assert.ok(
-    inventoryLookup("example.com", user).line.startsWith(`sudo -n sqlite3 -readonly -json `),
-  );
+  const probe = serverState("example.com", ["example_com"], user).line;
+  assert.ok(probe.startsWith("{ sudo -n sqlite3 -readonly -json "), probe);
+  assert.ok(probe.includes("; { sudo -n getent passwd 'example_com'; } 2>&1;"), probe);
   assert.equal(
     docRootCheck("/home/example_com/htdocs/example.com", user).line,
     "sudo -n test -d '/home/example_com/htdocs/example.com'",
@@ -168,55 +170,106 @@ Deno.test("a hostile value stays one literal argument behind sudo -n", async () 
   }
 });
 
-// --- inventory ------------------------------------------------------------------------------------
+// --- the server's state: one read-only probe ------------------------------------------------------
 
-Deno.test("the inventory reads CloudPanel's database read-only, asking for the domain and its www twin", () => {
-  const command = inventoryLookup("example.com", "root");
-  assert.equal(command.verb, "inventory");
+const SELECT = "select s.domain_name, s.user, s.root_directory, " +
+  "c.type as certificate_type, c.expires_at as certificate_expires_at " +
+  "from site s left join certificate c on c.id = s.certificate_id";
+
+Deno.test("the probe reads the inventory for the domain, its twin and the candidates, then getent", () => {
+  const command = serverState("example.com", ["example_com", "example_com-2"], "root");
+  assert.equal(command.verb, "server-state");
   assert.equal(INVENTORY_PATH, "/home/clp/htdocs/app/data/db.sq3");
+  const sql = `${SELECT} where s.domain_name in ('example.com', 'www.example.com') ` +
+    `or s.user in ('example_com', 'example_com-2')`;
   assert.equal(
     command.line,
-    "sqlite3 -readonly -json /home/clp/htdocs/app/data/db.sq3 " +
-      `'select domain_name, user, root_directory from site where domain_name in ` +
-      `('\\''example.com'\\'', '\\''www.example.com'\\'')'`,
+    `{ sqlite3 -readonly -json /home/clp/htdocs/app/data/db.sq3 ${shellQuote(sql)}; } 2>&1; ` +
+      `echo "@@hosting-automator inventory $?"; ` +
+      `{ getent passwd 'example_com' 'example_com-2'; } 2>&1; ` +
+      `echo "@@hosting-automator passwd $?"`,
   );
   assert.equal(command.shown, command.line);
+  assert.ok(!command.line.includes("private_key"));
 });
 
-Deno.test("the inventory of a www domain asks for the apex as its twin", () => {
+Deno.test("the www/apex twin is the other name of the same site", () => {
+  assert.equal(twinOf("example.com"), "www.example.com");
+  assert.equal(twinOf("www.example.com"), "example.com");
+  assert.equal(twinOf("shop.example.com"), "www.shop.example.com");
   assert.ok(
-    inventoryLookup("www.example.com", "root").line.endsWith(
-      `in ('\\''www.example.com'\\'', '\\''example.com'\\'')'`,
+    serverState("www.example.com", ["www_example_com"], "root").line.includes(
+      shellQuote("where s.domain_name in ('www.example.com', 'example.com')").slice(1, -1),
     ),
   );
 });
 
+interface ProbeServer {
+  /** Replaces the sqlite3 stand-in (e.g. a missing program). */
+  sqlite3?: string;
+  /** Replaces the getent stand-in. */
+  getent?: string;
+  /** Replaces the sudo stand-in (default: drops -n and runs the command). */
+  sudo?: string;
+  /** SQL run against the database after the fixture rows. */
+  extraSql?: string;
+}
+
 /**
- * Runs the inventory line in bash against a real sqlite3 database holding CloudPanel's `site` table
- * (docs/cloudpanel.md#the-inventory), standing in for /home/clp/htdocs/app/data/db.sq3.
+ * Runs the probe line in bash against a real sqlite3 database holding CloudPanel's `site` and
+ * `certificate` tables (docs/cloudpanel.md#the-inventory; `certificate.type` is text, as there),
+ * standing in for /home/clp/htdocs/app/data/db.sq3, and a getent that reads a passwd fixture and
+ * exits 2 when a key is not found, as the real one does.
  */
-async function runInventory(command: RemoteCommand): Promise<ExecResult> {
+async function runProbe(command: RemoteCommand, server: ProbeServer = {}): Promise<ExecResult> {
   const script = `
-set -eu
-DB="$(mktemp)"
-trap 'rm -f "$DB"' EXIT
-command sqlite3 "$DB" "create table site (id integer primary key, type text, domain_name text,
-  root_directory text, user text);
-insert into site (type, domain_name, root_directory, user) values
-  ('static', 'example.com', 'example.com', 'example_com'),
-  ('static', 'www.other.org', 'www.other.org', 'other_org'),
-  ('static', 'o''hara.com', 'o''hara.com', 'ohara_com'),
-  ('static', 'notexample.com', 'notexample.com', 'notexample_com');"
-sqlite3() {
+set -u
+DB="$(mktemp)"; PASSWD="$(mktemp)"
+trap 'rm -f "$DB" "$PASSWD"' EXIT
+command sqlite3 "$DB" "create table certificate (id integer primary key, site_id integer,
+  type text, expires_at datetime, default_certificate integer, private_key text);
+create table site (id integer primary key, type text, domain_name text unique,
+  root_directory text, user text unique, certificate_id integer);
+insert into certificate (id, site_id, type, expires_at, private_key) values
+  (1, 1, '2', '2027-02-01 10:00:00', 'SECRET-KEY-MATERIAL'),
+  (2, 2, '1', '2036-01-01 00:00:00', 'SECRET-KEY-MATERIAL'),
+  (3, 3, '2', '2026-12-01 00:00:00', 'SECRET-KEY-MATERIAL');
+insert into site (id, type, domain_name, root_directory, user, certificate_id) values
+  (1, 'static', 'example.com', 'example.com', 'example_com', 1),
+  (2, 'static', 'www.other.org', 'www.other.org', 'other_org', 2),
+  (3, 'static', 'o''hara.com', 'o''hara.com', 'ohara_com', 3),
+  (4, 'static', 'notexample.com', 'notexample.com', 'notexample_com', null),
+  (5, 'static', 'taken.net', 'taken.net', 'fresh_com', null);
+${server.extraSql ?? ""}" || exit 99
+printf '%s\\n' 'root:x:0:0:root:/root:/bin/bash' \
+  'example_com:x:1001:1001::/home/example_com:/bin/bash' \
+  'orphan_com:x:1002:1002::/home/orphan_com:/bin/bash' \
+  'fresh_com:x:1003:1003::/home/fresh_com:/bin/bash' \
+  "o'hara_com:x:1004:1004::/home/o'hara_com:/bin/bash" > "$PASSWD"
+${
+    server.sqlite3 ?? `sqlite3() {
   if [ "$#" -ne 4 ] || [ "$1 $2 $3" != "-readonly -json ${INVENTORY_PATH}" ]; then
     echo "unexpected sqlite3 arguments: $*" >&2; return 2
   fi
   command sqlite3 -readonly -json "$DB" "$4"
-}
+}`
+  }
+${
+    server.getent ?? `getent() {
+  [ "$1" = passwd ] || { echo "unexpected getent database $1" >&2; return 1; }
+  shift; local status=0 key
+  for key in "$@"; do
+    awk -F: -v k="$key" '$1 == k { print; found = 1 } END { exit !found }' "$PASSWD" || status=2
+  done
+  return $status
+}`
+  }
+${server.sudo ?? `sudo() { [ "$1" = -n ] || return 64; shift; "$@"; }`}
 ${command.line}
 `;
   const output = await new Deno.Command("bash", { args: ["-c", script], stdout: "piped" })
     .output();
+  assert.notEqual(output.code, 99, "the fixture database could not be built");
   return {
     code: output.code,
     stdout: new TextDecoder().decode(output.stdout),
@@ -224,54 +277,226 @@ ${command.line}
   };
 }
 
-Deno.test("the inventory query finds an apex site by its name and by its www twin", async () => {
-  const expected = [{
-    domain_name: "example.com",
-    user: "example_com",
-    root_directory: "example.com",
-  }];
-  assert.deepEqual(
-    parseInventory(await runInventory(inventoryLookup("example.com", "root"))),
-    expected,
+async function probe(
+  domain: string,
+  candidates: string[],
+  server: ProbeServer = {},
+  sshUser = "root",
+): Promise<ServerState | HostingError> {
+  return parseServerState(await runProbe(serverState(domain, candidates, sshUser), server));
+}
+
+const EXAMPLE_ROW = {
+  domain_name: "example.com",
+  user: "example_com",
+  root_directory: "example.com",
+  certificate_type: 2,
+  certificate_expires_at: "2027-02-01 10:00:00",
+};
+
+Deno.test("the probe finds an apex site with its Let's Encrypt certificate, and its user", async () => {
+  assert.deepEqual(await probe("example.com", ["example_com", "example_com-2"]), {
+    sites: [EXAMPLE_ROW],
+    users: ["example_com"],
+  });
+});
+
+Deno.test("the probe finds the apex site when asked for its www twin", async () => {
+  assert.deepEqual(await probe("www.example.com", ["www_example_com"]), {
+    sites: [EXAMPLE_ROW],
+    users: [],
+  });
+});
+
+Deno.test("the probe finds a www site when asked for the apex, with its self-signed certificate", async () => {
+  assert.deepEqual(await probe("other.org", ["other_org-x"]), {
+    sites: [{
+      domain_name: "www.other.org",
+      user: "other_org",
+      root_directory: "www.other.org",
+      certificate_type: 1,
+      certificate_expires_at: "2036-01-01 00:00:00",
+    }],
+    users: [],
+  });
+});
+
+Deno.test("the probe finds another site owned by a candidate user, and a site without a certificate", async () => {
+  const state = await probe("fresh.com", ["fresh_com", "notexample_com"]);
+  assert.ok(!(state instanceof HostingError));
+  state.sites.sort((a, b) => a.domain_name.localeCompare(b.domain_name));
+  assert.deepEqual(state, {
+    sites: [
+      {
+        domain_name: "notexample.com",
+        user: "notexample_com",
+        root_directory: "notexample.com",
+        certificate_type: null,
+        certificate_expires_at: null,
+      },
+      {
+        domain_name: "taken.net",
+        user: "fresh_com",
+        root_directory: "taken.net",
+        certificate_type: null,
+        certificate_expires_at: null,
+      },
+    ],
+    users: ["fresh_com"],
+  });
+});
+
+Deno.test("the probe of an unknown domain gives no rows; getent's 'some not found' is no failure", async () => {
+  assert.deepEqual(await probe("absent.com", ["absent_com", "absent_com-2"]), {
+    sites: [],
+    users: [],
+  });
+});
+
+Deno.test("the probe reports an orphan: a candidate user without a site", async () => {
+  assert.deepEqual(await probe("orphan.com", ["orphan_com", "orphan_com-2"]), {
+    sites: [],
+    users: ["orphan_com"],
+  });
+});
+
+Deno.test("the probe through sudo -n gives the same answer", async () => {
+  assert.deepEqual(await probe("example.com", ["example_com"], {}, "deploy"), {
+    sites: [EXAMPLE_ROW],
+    users: ["example_com"],
+  });
+});
+
+Deno.test("quotes survive SQL and the shell in the domain and in candidate names", async () => {
+  assert.deepEqual(await probe("o'hara.com", ["o'hara_com"]), {
+    sites: [{
+      domain_name: "o'hara.com",
+      user: "ohara_com",
+      root_directory: "o'hara.com",
+      certificate_type: 2,
+      certificate_expires_at: "2026-12-01 00:00:00",
+    }],
+    users: ["o'hara_com"],
+  });
+});
+
+Deno.test("hostile values in the domain and the candidates stay data in SQL and in the shell", async () => {
+  const marker = `${await Deno.makeTempDir()}/INJECTED`;
+  for (const value of HOSTILE_VALUES) {
+    const hostile = [
+      `${value}'); drop table site; --`,
+      `x' or '1'='1${value}`,
+    ];
+    const hostileUser = `${value}$(touch ${marker})`;
+    for (const domain of hostile) {
+      assert.deepEqual(
+        await probe(domain, [domain, hostileUser]),
+        { sites: [], users: [] },
+        JSON.stringify(domain),
+      );
+    }
+  }
+  await assert.rejects(Deno.stat(marker), Deno.errors.NotFound);
+  // The table is still there and intact after all of it.
+  const after = await probe("example.com", ["example_com"]);
+  assert.ok(!(after instanceof HostingError));
+  assert.equal(after.sites.length, 1);
+});
+
+Deno.test("the probe never reads the certificate's private key", async () => {
+  const output = await runProbe(serverState("example.com", ["example_com"], "root"));
+  assert.ok(!output.stdout.includes("SECRET-KEY-MATERIAL"), output.stdout);
+});
+
+Deno.test("a server without sqlite3 makes the inventory unavailable, not clpctl missing", async () => {
+  const result = await probe("example.com", ["example_com"], {
+    sqlite3: `sqlite3() { echo "bash: line 1: sqlite3: command not found" >&2; return 127; }`,
+  });
+  assert.ok(result instanceof HostingError);
+  assert.equal(result.code, "INVENTORY_UNAVAILABLE");
+  assert.equal(result.step, "site");
+  assert.equal(
+    result.message,
+    "inventory failed (exit 127): bash: line 1: sqlite3: command not found",
   );
-  assert.deepEqual(
-    parseInventory(await runInventory(inventoryLookup("www.example.com", "root"))),
-    expected,
-  );
 });
 
-Deno.test("the inventory query finds a www site when asked for the apex", async () => {
-  assert.deepEqual(parseInventory(await runInventory(inventoryLookup("other.org", "root"))), [
-    { domain_name: "www.other.org", user: "other_org", root_directory: "www.other.org" },
-  ]);
+Deno.test("an inventory without the site table is unavailable", async () => {
+  const result = await probe("example.com", ["example_com"], { extraSql: "drop table site;" });
+  assert.ok(result instanceof HostingError);
+  assert.equal(result.code, "INVENTORY_UNAVAILABLE");
+  assert.match(result.message, /^inventory failed \(exit 1\): .*no such table: site/);
 });
 
-Deno.test("the inventory query gives no rows for an unknown domain, and quotes survive SQL", async () => {
-  assert.deepEqual(parseInventory(await runInventory(inventoryLookup("absent.com", "root"))), []);
-  assert.deepEqual(parseInventory(await runInventory(inventoryLookup("o'hara.com", "root"))), [
-    { domain_name: "o'hara.com", user: "ohara_com", root_directory: "o'hara.com" },
-  ]);
+Deno.test("sudo refusing the probe is SUDO_REFUSED, whichever part it refuses", async () => {
+  const refused = await probe("example.com", ["example_com"], {
+    sudo: `sudo() { echo "sudo: a password is required" >&2; return 1; }`,
+  }, "deploy");
+  assert.ok(refused instanceof HostingError);
+  assert.equal(refused.code, "SUDO_REFUSED");
+  assert.equal(refused.message, "inventory failed (exit 1): sudo: a password is required");
+
+  // A sudoers rule that allows sqlite3 but not getent.
+  const passwdOnly = await probe("example.com", ["example_com"], {
+    sudo: `sudo() {
+  shift
+  if [ "$1" = getent ]; then
+    echo "Sorry, user deploy is not allowed to execute '/usr/bin/getent passwd example_com' as root on cp." >&2
+    return 1
+  fi
+  "$@"
+}`,
+  }, "deploy");
+  assert.ok(passwdOnly instanceof HostingError);
+  assert.equal(passwdOnly.code, "SUDO_REFUSED");
+  assert.ok(passwdOnly.message.startsWith("passwd failed (exit 1): Sorry, user deploy"));
 });
 
-Deno.test("parseInventory reads no output as no rows", () => {
-  assert.deepEqual(parseInventory({ code: 0, stdout: "", stderr: "" }), []);
-  assert.deepEqual(parseInventory({ code: 0, stdout: "\n", stderr: "" }), []);
+Deno.test("a server without getent makes the inventory unavailable", async () => {
+  const result = await probe("example.com", ["example_com"], {
+    getent: `getent() { echo "bash: getent: command not found" >&2; return 127; }`,
+  });
+  assert.ok(result instanceof HostingError);
+  assert.equal(result.code, "INVENTORY_UNAVAILABLE");
+  assert.equal(result.message, "passwd failed (exit 127): bash: getent: command not found");
 });
 
-Deno.test("parseInventory reads sqlite3's JSON rows", () => {
+// --- parseServerState on its own ---------------------------------------------------------------------
+
+const marked = (inventory: string, inventoryCode: number, passwd: string, passwdCode: number) => ({
+  code: 0,
+  stdout: `${inventory}@@hosting-automator inventory ${inventoryCode}\n` +
+    `${passwd}@@hosting-automator passwd ${passwdCode}\n`,
+  stderr: "",
+});
+
+Deno.test("parseServerState reads no rows and no users as an empty server", () => {
+  assert.deepEqual(parseServerState(marked("", 0, "", 2)), { sites: [], users: [] });
+  assert.deepEqual(parseServerState(marked("\n", 0, "\n", 2)), { sites: [], users: [] });
+});
+
+Deno.test("parseServerState reads rows, a certificate type given as text, and every found user", () => {
   const rows = [
-    { domain_name: "example.com", user: "example_com", root_directory: "example.com" },
-    { domain_name: "www.example.com", user: "other", root_directory: "www.example.com" },
+    { ...EXAMPLE_ROW, certificate_type: "2" },
+    {
+      domain_name: "www.example.com",
+      user: "other",
+      root_directory: "www.example.com",
+      certificate_type: null,
+      certificate_expires_at: null,
+    },
   ];
-  assert.deepEqual(
-    parseInventory({ code: 0, stdout: `${JSON.stringify(rows)}\n`, stderr: "" }),
-    rows,
-  );
+  const passwd = "example_com:x:1001:1001::/home/example_com:/bin/bash\n" +
+    "example_com-2:x:1002:1002::/home/example_com-2:/bin/bash\n";
+  assert.deepEqual(parseServerState(marked(`${JSON.stringify(rows)}\n`, 0, passwd, 0)), {
+    sites: [EXAMPLE_ROW, rows[1]],
+    users: ["example_com", "example_com-2"],
+  });
 });
 
-Deno.test("parseInventory refuses garbage, other shapes and rows missing a column", () => {
+Deno.test("parseServerState refuses garbage, other shapes and rows missing a column", () => {
   for (
-    const stdout of [
+    const text of [
       "not json at all",
       '{"domain_name":"example.com","user":"u","root_directory":"r"}',
       '[{"domain_name":"example.com","user":"u"}]',
@@ -280,30 +505,58 @@ Deno.test("parseInventory refuses garbage, other shapes and rows missing a colum
       '"text"',
     ]
   ) {
-    const result = parseInventory({ code: 0, stdout, stderr: "" });
-    assert.ok(result instanceof HostingError, stdout);
-    assert.equal(result.code, "INVENTORY_UNAVAILABLE", stdout);
+    const result = parseServerState(marked(`${text}\n`, 0, "", 2));
+    assert.ok(result instanceof HostingError, text);
+    assert.equal(result.code, "INVENTORY_UNAVAILABLE", text);
     assert.equal(result.step, "site");
-    assert.equal(
-      result.message,
-      `unexpected answer from the CloudPanel inventory: ${stdout}`,
-    );
+    assert.equal(result.message, `unexpected answer from the CloudPanel inventory: ${text}`);
   }
 });
 
-Deno.test("parseInventory passes on a failed sqlite3 call as its classified error", () => {
-  const missing = parseInventory({
-    code: 1,
-    stdout: "",
-    stderr: 'Error: unable to open database "/home/clp/htdocs/app/data/db.sq3": ' +
-      "unable to open database file\n",
-  });
-  assert.ok(missing instanceof HostingError);
-  assert.equal(missing.code, "INVENTORY_UNAVAILABLE");
+Deno.test("parseServerState keeps each part's own classification", () => {
+  const unopened = parseServerState(marked(
+    'Error: unable to open database "/home/clp/htdocs/app/data/db.sq3": unable to open ' +
+      "database file\n",
+    1,
+    "",
+    2,
+  ));
+  assert.ok(unopened instanceof HostingError);
+  assert.equal(unopened.code, "INVENTORY_UNAVAILABLE");
 
-  const refused = parseInventory({ code: 1, stdout: "", stderr: "sudo: a password is required\n" });
+  const refused = parseServerState(marked("", 0, "sudo: a password is required\n", 1));
   assert.ok(refused instanceof HostingError);
   assert.equal(refused.code, "SUDO_REFUSED");
+
+  // getent failing otherwise (exit 1: bad arguments) is a failure, not "not found".
+  const broken = parseServerState(marked("", 0, "", 1));
+  assert.ok(broken instanceof HostingError);
+  assert.equal(broken.code, "CLPCTL_FAILED");
+  assert.equal(broken.message, "passwd failed (exit 1)");
+});
+
+Deno.test("a probe that ended before its markers is classified as a whole", () => {
+  const killed = parseServerState({ code: null, signal: "SIGKILL", stdout: "[", stderr: "" });
+  assert.ok(killed instanceof HostingError);
+  assert.equal(killed.code, "CLPCTL_FAILED");
+  assert.equal(killed.message, "server-state failed (ended by signal SIGKILL): [");
+
+  const halfway = parseServerState({
+    code: 255,
+    stdout: "[]\n@@hosting-automator inventory 0\n",
+    stderr: "",
+  });
+  assert.ok(halfway instanceof HostingError);
+  assert.equal(halfway.code, "CLPCTL_FAILED");
+  assert.ok(halfway.message.startsWith("server-state failed (exit 255)"), halfway.message);
+
+  const noShell = parseServerState({
+    code: 127,
+    stdout: "",
+    stderr: "bash: sqlite3: command not found\n",
+  });
+  assert.ok(noShell instanceof HostingError);
+  assert.equal(noShell.code, "INVENTORY_UNAVAILABLE");
 });
 
 // --- classification, row by row (docs/cloudpanel.md#output-and-exit-codes) ----------------------
@@ -691,6 +944,40 @@ const ROWS: Row[] = [
       "a server without sqlite3 has no readable inventory (clpctl itself is not what is missing)",
   },
   {
+    verb: "passwd",
+    code: 0,
+    stdout: "example_com:x:1001:1001::/home/example_com:/bin/bash\n",
+    expect: "ok",
+    why: "getent exiting 0 found every user",
+  },
+  {
+    verb: "passwd",
+    code: 127,
+    stderr: "bash: line 1: getent: command not found\n",
+    expect: "INVENTORY_UNAVAILABLE",
+    why: "a server without getent cannot say which users exist",
+  },
+  {
+    verb: "server-state",
+    code: 127,
+    stderr: "bash: line 1: sqlite3: command not found\n",
+    expect: "INVENTORY_UNAVAILABLE",
+    why: "a probe whose tool is missing makes the inventory unavailable",
+  },
+  {
+    verb: "doc-root-check",
+    code: 127,
+    stderr: "bash: line 1: test: command not found\n",
+    expect: "CLPCTL_NOT_FOUND",
+    why: "a missing program outside the inventory counts as the CloudPanel tooling missing",
+  },
+  {
+    verb: "doc-root-check",
+    code: 255,
+    expect: "CLPCTL_FAILED",
+    why: "exit 255 is not a missing document root",
+  },
+  {
     verb: "doc-root-check",
     code: 0,
     expect: "ok",
@@ -715,7 +1002,9 @@ const STEP: Record<Verb, Step> = {
   "site:add:static": "site",
   "lets-encrypt:install:certificate": "certificate",
   "site:delete": "site",
+  "server-state": "site",
   inventory: "site",
+  passwd: "site",
   "doc-root-check": "site",
 };
 
