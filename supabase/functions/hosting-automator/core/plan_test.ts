@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { addStaticSite, docRootCheck, installCertificate, inventoryLookup } from "./cloudpanel.ts";
+import { addStaticSite, docRootCheck, installCertificate, serverState } from "./cloudpanel.ts";
 import { addSiteRequest, describeRequest, lookupRequest } from "./matomo.ts";
-import { planSite } from "./plan.ts";
-import { deriveSiteUser } from "./site_user.ts";
+import { CANDIDATES, planSite } from "./plan.ts";
+import { deriveSiteUser, siteUserCandidates } from "./site_user.ts";
 
 const ID = "3f0c1a2b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
 const MATOMO = "https://analytics.example.com";
@@ -18,12 +18,32 @@ Deno.test("a provisioning plan lists the real run's commands, built by the same 
   assert.equal(plan.site_user, deriveSiteUser("example.com"));
   assert.equal(plan.doc_root, "/home/example_com/htdocs/example.com");
   assert.equal(plan.error, null);
+  assert.equal(CANDIDATES, 5);
+  const candidates = siteUserCandidates("example.com", CANDIDATES);
   assert.deepEqual(plan.commands, [
-    addStaticSite("example.com", "example_com", "a-real-password-1", "root").shown,
-    `${inventoryLookup("example.com", "root").shown}   # only if the site already exists`,
-    docRootCheck("/home/example_com/htdocs/example.com", "root").shown,
-    installCertificate("example.com", "root").shown,
+    `${serverState("example.com", candidates, "root").shown}   # always: what the server has`,
+    `${addStaticSite("example.com", "example_com", "a-real-password-1", "root").shown}` +
+    "   # only if it has no site for the domain (under the first free candidate user)",
+    `${docRootCheck("/home/example_com/htdocs/example.com", "root").shown}` +
+    "   # only if the site already exists (adopted)",
+    `${installCertificate("example.com", "root").shown}` +
+    "   # unless a Let's Encrypt certificate valid for 30 more days is served",
   ]);
+});
+
+Deno.test("the plan's probe asks about the same five candidate users the run would", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "example.com", due: "provision", matomo_site_id: null },
+    "root",
+    MATOMO,
+  );
+  assert.ok(
+    plan.commands[0].includes(
+      "getent passwd 'example_com' 'example_com-2' 'example_com-3' 'example_com-4' " +
+        "'example_com-5'",
+    ),
+    plan.commands[0],
+  );
 });
 
 Deno.test("a plan shows the site user password as *** and nothing else in its place", () => {
@@ -32,11 +52,14 @@ Deno.test("a plan shows the site user password as *** and nothing else in its pl
     "root",
     MATOMO,
   );
-  assert.equal(
-    plan.commands[0],
-    "clpctl site:add:static --domainName='example.com' --siteUser='example_com' " +
-      "--siteUserPassword=***",
+  assert.ok(
+    plan.commands[1].startsWith(
+      "clpctl site:add:static --domainName='example.com' --siteUser='example_com' " +
+        "--siteUserPassword=***   # ",
+    ),
+    plan.commands[1],
   );
+  assert.ok(!plan.commands.join("\n").includes("a-real-password"));
 });
 
 Deno.test("a plan for a non-root SSH user runs every command through sudo -n", () => {
@@ -46,7 +69,11 @@ Deno.test("a plan for a non-root SSH user runs every command through sudo -n", (
     MATOMO,
   );
   assert.equal(plan.commands.length, 4);
-  for (const command of plan.commands) assert.ok(command.startsWith("sudo -n "), command);
+  assert.ok(plan.commands[0].startsWith("{ sudo -n sqlite3 "), plan.commands[0]);
+  assert.ok(plan.commands[0].includes("{ sudo -n getent passwd "), plan.commands[0]);
+  for (const command of plan.commands.slice(1)) {
+    assert.ok(command.startsWith("sudo -n "), command);
+  }
 });
 
 Deno.test("a plan lists the Matomo lookup and the conditional addSite, token masked", () => {
