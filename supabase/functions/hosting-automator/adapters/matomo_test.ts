@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { isHostingError } from "../core/errors.ts";
-import { createMatomoClient } from "./matomo.ts";
+import { AUTH_PAUSE_MS, createMatomoClient } from "./matomo.ts";
 
 const TOKEN = "0123456789abcdef0123456789abcdef";
 const BASE = "https://analytics.example.com/";
@@ -126,5 +126,131 @@ Deno.test("a redirect is an HTTP error, never followed with the token", async ()
   const error = await rejection(client.findSiteIds("example.com"));
   assert.equal(error.code, "MATOMO_HTTP");
   assert.match(error.message, /HTTP 301/);
+  assert.equal(seen.length, 1);
+});
+
+// --- lockout protection (docs/matomo.md#brute-force-lockout) ------------------------------------
+
+const WRONG_TOKEN = () =>
+  jsonAnswer({
+    result: "error",
+    message: "Unable to authenticate with the provided token. It is either invalid or expired.",
+  }, 401);
+
+/** A clock for the client that moves only when told. */
+function clock(start = Date.parse("2026-11-26T12:00:00Z")) {
+  const state = { ms: start };
+  return { now: () => state.ms, advance: (ms: number) => (state.ms += ms), state };
+}
+
+Deno.test("20 concurrent lookups with a wrong token send exactly one request; after the hour one more", async () => {
+  const time = clock();
+  const { seen, fetchFn } = fakeFetch(WRONG_TOKEN);
+  const client = createMatomoClient(
+    { url: BASE, token: TOKEN, timeoutMs: 1000 },
+    fetchFn,
+    time.now,
+  );
+  const lookups = Array.from({ length: 20 }, (_, i) => client.findSiteIds(`s${i}.example.com`));
+  const errors = await Promise.all(lookups.map(rejection));
+  assert.equal(seen.length, 1);
+  assert.deepEqual(new Set(errors.map((e) => e.code)), new Set(["MATOMO_AUTH"]));
+  assert.equal(AUTH_PAUSE_MS, 3_600_000);
+  assert.deepEqual(client.pausedUntil(), new Date("2026-11-26T13:00:00Z"));
+  assert.match(errors[19].message, /^not called: Matomo is paused until 2026-11-26T13:00:00\.000Z/);
+
+  time.advance(AUTH_PAUSE_MS - 1);
+  assert.equal((await rejection(client.addSite("late.example.com"))).code, "MATOMO_AUTH");
+  assert.equal(seen.length, 1, "still paused one millisecond before the hour");
+
+  time.advance(1);
+  assert.equal(client.pausedUntil(), null);
+  const again = Array.from({ length: 20 }, (_, i) => client.findSiteIds(`t${i}.example.com`));
+  await Promise.all(again.map(rejection));
+  assert.equal(seen.length, 2, "after the hour exactly one more request is tried");
+  assert.deepEqual(client.pausedUntil(), new Date("2026-11-26T14:00:00Z"));
+});
+
+Deno.test("a blocked IP pauses calls for the hour too", async () => {
+  const time = clock();
+  const { seen, fetchFn } = fakeFetch(() =>
+    new Response(
+      "<html><h2>Error: You are blocked. Too many failed logins from your IP address.</h2></html>",
+      { status: 500, headers: { "content-type": "text/html" } },
+    )
+  );
+  const client = createMatomoClient(
+    { url: BASE, token: TOKEN, timeoutMs: 1000 },
+    fetchFn,
+    time.now,
+  );
+  const [first, second] = await Promise.all([
+    rejection(client.findSiteIds("a.example.com")),
+    rejection(client.findSiteIds("b.example.com")),
+  ]);
+  assert.equal(first.code, "MATOMO_BLOCKED");
+  assert.equal(second.code, "MATOMO_BLOCKED");
+  assert.equal(seen.length, 1);
+  assert.deepEqual(client.pausedUntil(), new Date(time.now() + AUTH_PAUSE_MS));
+});
+
+Deno.test("until one call succeeded, calls go one at a time; afterwards side by side", async () => {
+  let inFlight = 0;
+  let most = 0;
+  const { seen, fetchFn } = fakeFetch(async () => {
+    most = Math.max(most, ++inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    inFlight--;
+    return jsonAnswer([{ idsite: 3 }]);
+  });
+  const client = createMatomoClient({ url: BASE, token: TOKEN, timeoutMs: 1000 }, fetchFn);
+  await Promise.all([1, 2, 3].map((i) => client.findSiteIds(`s${i}.example.com`)));
+  assert.equal(seen.length, 3);
+  assert.equal(most, 1, "before the token is known to work: one at a time");
+
+  most = 0;
+  await Promise.all([4, 5, 6].map((i) => client.findSiteIds(`s${i}.example.com`)));
+  assert.equal(most, 3, "once a call succeeded: side by side");
+});
+
+Deno.test("a failure that is not about the token neither pauses nor stops the next call", async () => {
+  let calls = 0;
+  const { seen, fetchFn } = fakeFetch(() =>
+    ++calls === 1 ? new Response("oops", { status: 500 }) : jsonAnswer([])
+  );
+  const client = createMatomoClient({ url: BASE, token: TOKEN, timeoutMs: 1000 }, fetchFn);
+  assert.equal((await rejection(client.findSiteIds("example.com"))).code, "MATOMO_HTTP");
+  assert.equal(client.pausedUntil(), null);
+  assert.deepEqual(await client.findSiteIds("example.com"), []);
+  assert.equal(seen.length, 2);
+});
+
+Deno.test("a pause learnt from the database stops every call until it ends", async () => {
+  const time = clock();
+  const { seen, fetchFn } = fakeFetch(() => jsonAnswer([{ idsite: 4 }]));
+  const client = createMatomoClient(
+    { url: BASE, token: TOKEN, timeoutMs: 1000 },
+    fetchFn,
+    time.now,
+  );
+  const until = new Date("2026-11-26T12:30:00Z");
+  client.pauseUntil(until);
+  assert.deepEqual(client.pausedUntil(), until);
+  const error = await rejection(client.findSiteIds("example.com"));
+  assert.equal(error.code, "MATOMO_AUTH");
+  assert.equal(
+    error.message,
+    "not called: Matomo is paused until 2026-11-26T12:30:00.000Z (another instance saw it " +
+      "refuse the token)",
+  );
+  assert.equal(seen.length, 0);
+
+  // An earlier end never shortens the pause.
+  client.pauseUntil(new Date("2026-11-26T12:10:00Z"));
+  assert.deepEqual(client.pausedUntil(), until);
+
+  time.advance(30 * 60_000);
+  assert.equal(client.pausedUntil(), null);
+  assert.deepEqual(await client.findSiteIds("example.com"), [4]);
   assert.equal(seen.length, 1);
 });
