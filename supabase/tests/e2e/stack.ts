@@ -230,3 +230,76 @@ export async function withoutDispatch<T>(sql: Sql, fn: () => Promise<T>): Promis
     await sql`select vault.create_secret(${saved.secret}, 'hosting_automator_url')`;
   }
 }
+
+// --- counting what reached the servers, and breaking the stack on purpose ----------------------
+
+/** TCP connections the SSH server accepted so far (its LogLevel VERBOSE "Connection from"). */
+export async function sshConnections(): Promise<number> {
+  const log = await Deno.readTextFile(`${setting("HA_STACK_DIR")}/logs/cloudpanel.log`)
+    .catch(() => "");
+  return log.split("\n").filter((line) => line.startsWith("Connection from ")).length;
+}
+
+export interface MatomoRequest {
+  apiMethod: string | null;
+  tokenIn: string;
+  status: number | null;
+}
+
+/** Every request the Matomo stand-in received (its own log: method, where the token was, status). */
+export async function matomoRequests(): Promise<MatomoRequest[]> {
+  return await matomoControl("requests") as MatomoRequest[];
+}
+
+/** The function's worker process under the edge-runtime stand-in, if one is running. */
+async function functionWorkerPids(): Promise<number[]> {
+  const runtime = (await Deno.readTextFile(`${setting("HA_STACK_DIR")}/pids/edge-runtime.pid`))
+    .trim();
+  const output = await new Deno.Command("pgrep", { args: ["-P", runtime] }).output();
+  return new TextDecoder().decode(output.stdout).split("\n").filter((p) => p !== "").map(Number);
+}
+
+/** SIGKILLs the function's process, as a crash or an OOM kill would (no beforeunload). */
+export async function killFunction(): Promise<number> {
+  const pids = await functionWorkerPids();
+  for (const pid of pids) Deno.kill(pid, "SIGKILL");
+  return pids.length;
+}
+
+/** Stops or starts the whole edge-runtime stand-in (the function unreachable, then back). */
+export async function edgeRuntime(action: "up" | "down"): Promise<void> {
+  const script = new URL(`../../../local/standins/edge-runtime/${action}`, import.meta.url)
+    .pathname;
+  const output = await new Deno.Command("bash", { args: [script], stdout: "null" }).output();
+  if (!output.success) {
+    throw new Error(`edge-runtime ${action}: ${new TextDecoder().decode(output.stderr)}`);
+  }
+}
+
+/** A function instance in this process with changed settings; `call` posts a JSON body to it. */
+export async function functionWith(overrides: Record<string, string>) {
+  const { createApp } = await import("../../functions/hosting-automator/app.ts");
+  const lines: string[] = [];
+  const background: Promise<unknown>[] = [];
+  const app = createApp(
+    { ...(await functionEnv()), ...overrides },
+    (work) => background.push(work),
+    (line) => lines.push(line),
+  );
+  return {
+    app,
+    lines,
+    async call(body: unknown, headers: Record<string, string> = { apikey: secretKey() }) {
+      const response = await app.fetch(
+        new Request("http://localhost/hosting-automator", {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body: JSON.stringify(body),
+        }),
+      );
+      return { status: response.status, body: await response.json() };
+    },
+    /** Waits for the work the instance started in the background. */
+    settle: () => Promise.allSettled(background),
+  };
+}
