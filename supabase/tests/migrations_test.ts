@@ -4,13 +4,12 @@
 
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { stackSetting, stackTest } from "./stack_env.ts";
 
-const adminUrl = Deno.env.get("HA_DB_URL");
 const root = new URL("../../", import.meta.url).pathname;
 
 function urlFor(database: string): string {
-  if (!adminUrl) throw new Error("HA_DB_URL is not set: run through local/test");
-  const url = new URL(adminUrl);
+  const url = new URL(stackSetting("HA_DB_URL"));
   url.pathname = `/${database}`;
   return url.toString();
 }
@@ -74,7 +73,8 @@ async function assertProductSchema(sql: ReturnType<typeof postgres>) {
   assert.deepEqual({ ...objects }, { events: true, metrics: true, triggers: 2, functions: 6 });
 }
 
-Deno.test({
+stackTest({
+  needs: ["HA_DB_URL"],
   name: "the migrations apply with supabase db push to a fresh database, twice",
   sanitizeResources: false,
   async fn() {
@@ -91,7 +91,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+stackTest({
+  needs: ["HA_DB_URL"],
   name: "the migrations complete an existing sites table and keep its rows",
   sanitizeResources: false,
   async fn() {

@@ -3,6 +3,7 @@
 // the Matomo stand-in's control API. Every setting comes from the stack's env files.
 
 import postgres from "postgres";
+import { stackTest } from "../stack_env.ts";
 
 export function setting(name: string): string {
   const value = Deno.env.get(name);
@@ -16,10 +17,29 @@ export function setting(name: string): string {
 
 export type Sql = ReturnType<typeof postgres>;
 
-/** A Deno test with its own database connection; resources are checked by the stack, not per test. */
+/** Every setting the end-to-end tests read: the stack's stack.env and env.d/*.env. */
+const STACK_SETTINGS = [
+  "HA_STACK_DIR",
+  "HA_DB_URL",
+  "SUPABASE_URL",
+  "SUPABASE_ANON_KEY",
+  "SUPABASE_SERVICE_ROLE_KEY",
+  "SUPABASE_SECRET_KEYS",
+  "SSH_PORT",
+  "HA_CLOUDPANEL_DIR",
+  "HA_SSH_KEY_FILE",
+  "HA_SSH_KNOWN_HOSTS_FILE",
+  "HA_MATOMO_CONTROL_URL",
+];
+
+/**
+ * A Deno test with its own database connection; resources are checked by the stack, not per test.
+ * Skipped, with one line of reason, when the stack's settings are absent.
+ */
 export function e2e(name: string, fn: (sql: Sql) => Promise<void>) {
-  Deno.test({
+  stackTest({
     name,
+    needs: STACK_SETTINGS,
     sanitizeOps: false,
     sanitizeResources: false,
     async fn() {

@@ -1,31 +1,37 @@
 // Integration: the SSH adapter against a real OpenSSH server (the local CloudPanel stand-in,
-// `local/standins/cloudpanel/up`; its env.d/cloudpanel.env must be in the environment).
+// `local/standins/cloudpanel/up`). Without its env.d/cloudpanel.env in the environment, skipped.
 
 import assert from "node:assert/strict";
 import type { RemoteCommand } from "../core/cloudpanel.ts";
 import { isHostingError } from "../core/errors.ts";
 import { decodeMultiline } from "../core/settings.ts";
 import { createSshShell, privateKeyProblem, type SshOptions } from "./ssh.ts";
+import { stackSetting, stackTest } from "../../../tests/stack_env.ts";
+
+// The stack's env.d/cloudpanel.env: the server, and its folder (calls.log).
+const SERVER_SETTINGS = [
+  "SSH_HOST",
+  "SSH_PORT",
+  "SSH_PRIVATE_KEY",
+  "SSH_HOST_KEY_FINGERPRINT",
+  "HA_CLOUDPANEL_DIR",
+];
 
 function server(): SshOptions {
-  const need = (name: string) => {
-    const value = Deno.env.get(name);
-    if (!value) {
-      throw new Error(
-        `${name} is not set: start the local stack (local/stack up) and load its env.d/cloudpanel.env`,
-      );
-    }
-    return value;
-  };
   return {
-    host: need("SSH_HOST"),
-    port: Number(need("SSH_PORT")),
+    host: stackSetting("SSH_HOST"),
+    port: Number(stackSetting("SSH_PORT")),
     user: "root",
-    privateKey: decodeMultiline(need("SSH_PRIVATE_KEY")),
-    hostKeyFingerprint: need("SSH_HOST_KEY_FINGERPRINT"),
+    privateKey: decodeMultiline(stackSetting("SSH_PRIVATE_KEY")),
+    hostKeyFingerprint: stackSetting("SSH_HOST_KEY_FINGERPRINT"),
     connectTimeoutMs: 5_000,
     maxChannels: 4,
   };
+}
+
+/** Every test here needs the server: without its settings each is skipped, with one line why. */
+function test(name: string, fn: () => Promise<void> | void) {
+  stackTest({ name, needs: SERVER_SETTINGS, fn });
 }
 
 const cmd = (line: string): RemoteCommand => ({ verb: "inventory", line, shown: line });
@@ -42,13 +48,13 @@ async function failure(promise: Promise<unknown>) {
 
 const calls = () => {
   try {
-    return Deno.readTextFileSync(`${Deno.env.get("HA_CLOUDPANEL_DIR")}/control/calls.log`);
+    return Deno.readTextFileSync(`${stackSetting("HA_CLOUDPANEL_DIR")}/control/calls.log`);
   } catch {
     return "";
   }
 };
 
-Deno.test("a command's exit code, stdout and stderr come back as they are", async () => {
+test("a command's exit code, stdout and stderr come back as they are", async () => {
   const shell = createSshShell(server());
   try {
     const result = await shell.run(cmd("echo out; echo err >&2; exit 3"), 5_000);
@@ -58,7 +64,7 @@ Deno.test("a command's exit code, stdout and stderr come back as they are", asyn
   }
 });
 
-Deno.test("all commands of a run share one connection, even when run side by side", async () => {
+test("all commands of a run share one connection, even when run side by side", async () => {
   const shell = createSshShell({ ...server(), maxChannels: 2 });
   try {
     const results = await Promise.all(
@@ -72,7 +78,7 @@ Deno.test("all commands of a run share one connection, even when run side by sid
   }
 });
 
-Deno.test("the channel cap holds: never more commands at once than maxChannels", async () => {
+test("the channel cap holds: never more commands at once than maxChannels", async () => {
   const shell = createSshShell({ ...server(), maxChannels: 2 });
   const marker = `/tmp/ha-ssh-cap-${crypto.randomUUID()}`;
   try {
@@ -88,7 +94,7 @@ Deno.test("the channel cap holds: never more commands at once than maxChannels",
   }
 });
 
-Deno.test("a command past its deadline is COMMAND_TIMEOUT and the connection stays usable", async () => {
+test("a command past its deadline is COMMAND_TIMEOUT and the connection stays usable", async () => {
   const shell = createSshShell(server());
   try {
     const started = performance.now();
@@ -101,7 +107,7 @@ Deno.test("a command past its deadline is COMMAND_TIMEOUT and the connection sta
   }
 });
 
-Deno.test("a host key other than the pinned one is HOST_KEY_MISMATCH and runs no command", async () => {
+test("a host key other than the pinned one is HOST_KEY_MISMATCH and runs no command", async () => {
   const before = calls();
   const shell = createSshShell({
     ...server(),
@@ -118,7 +124,7 @@ Deno.test("a host key other than the pinned one is HOST_KEY_MISMATCH and runs no
   await shell.close();
 });
 
-Deno.test("a key the server does not accept is SSH_AUTH_FAILED", async () => {
+test("a key the server does not accept is SSH_AUTH_FAILED", async () => {
   // A fresh, valid key that is not in authorized_keys.
   const dir = await Deno.makeTempDir();
   try {
@@ -134,13 +140,13 @@ Deno.test("a key the server does not accept is SSH_AUTH_FAILED", async () => {
   }
 });
 
-Deno.test("a closed port is SSH_UNREACHABLE", async () => {
+test("a closed port is SSH_UNREACHABLE", async () => {
   const shell = createSshShell({ ...server(), port: 9 });
   assert.equal((await failure(shell.run(cmd("true"), 5_000))).code, "SSH_UNREACHABLE");
   await shell.close();
 });
 
-Deno.test("a server that never speaks SSH is SSH_TIMEOUT within the connect deadline", async () => {
+test("a server that never speaks SSH is SSH_TIMEOUT within the connect deadline", async () => {
   const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted: Deno.Conn[] = [];
   const accepting = (async () => {
@@ -159,7 +165,7 @@ Deno.test("a server that never speaks SSH is SSH_TIMEOUT within the connect dead
   }
 });
 
-Deno.test("the configured key loads, and a damaged one is reported before any connection", () => {
+test("the configured key loads, and a damaged one is reported before any connection", () => {
   assert.equal(privateKeyProblem(server().privateKey), undefined);
   assert.match(
     privateKeyProblem(
