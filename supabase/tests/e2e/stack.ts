@@ -3,17 +3,9 @@
 // the Matomo stand-in's control API. Every setting comes from the stack's env files.
 
 import postgres from "postgres";
-import { stackTest } from "../stack_env.ts";
+import { stackSetting, stackTest } from "../stack_env.ts";
 
-export function setting(name: string): string {
-  const value = Deno.env.get(name);
-  if (!value) {
-    throw new Error(
-      `${name} is not set: run the end-to-end tests through local/test (it starts the stack and loads its env)`,
-    );
-  }
-  return value;
-}
+export const setting = stackSetting;
 
 export type Sql = ReturnType<typeof postgres>;
 
@@ -30,6 +22,7 @@ const STACK_SETTINGS = [
   "HA_SSH_KEY_FILE",
   "HA_SSH_KNOWN_HOSTS_FILE",
   "HA_MATOMO_CONTROL_URL",
+  "HA_DISPATCH_TOKEN",
 ];
 
 /**
