@@ -1,16 +1,21 @@
 import assert from "node:assert/strict";
 import type { ExecResult, RemoteCommand } from "../core/cloudpanel.ts";
+import { HostingError } from "../core/errors.ts";
 import {
   context,
+  exit,
+  FakeAnalytics,
   FakeClock,
   FakeShell,
   FakeStore,
   freshServer,
   job,
+  memoryLog,
   ok,
   siteRow,
+  stateAnswer,
 } from "../testing/fakes.ts";
-import { Worker } from "./worker.ts";
+import { SiteRun } from "./site_run.ts";
 
 const options = { maxConcurrent: 3, timeBudgetMs: 60_000 };
 const A = "11111111-1111-4111-8111-111111111111";
@@ -22,8 +27,8 @@ Deno.test("a requested site is claimed alone and reported as accepted", async ()
     claimed: [job({ site_id: A, domain: "a.example.com" })],
     site: null,
   }]);
-  const worker = new Worker(context({ store }), options);
-  const batch = await worker.claim(A);
+  const run = new SiteRun(context({ store }), options);
+  const batch = await run.claim(A);
   assert.deepEqual(store.claims, [{ siteId: A, limit: 1 }]);
   assert.deepEqual(batch, {
     accepted: [{ site_id: A, domain: "a.example.com", attempt: 1, kind: "provision" }],
@@ -32,42 +37,64 @@ Deno.test("a requested site is claimed alone and reported as accepted", async ()
 });
 
 Deno.test("a requested site that is not claimable is skipped with the reason, and nothing runs", async () => {
-  const active = siteRow({ site_id: A, status_hosting: "active", matomo_site_id: 4, due: null });
+  const active = siteRow({
+    site_id: A,
+    status_hosting: "active",
+    matomo_site_id: 4,
+    due: null,
+    skip_reason: "ALREADY_ACTIVE",
+  });
   const store = new FakeStore([{ claimed: [], site: active }]);
   const shell = freshServer();
-  const worker = new Worker(context({ store, shell }), options);
-  const batch = await worker.claim(A);
+  const run = new SiteRun(context({ store, shell }), options);
+  const batch = await run.claim(A);
   assert.deepEqual(batch.skipped, [{
     site_id: A,
     domain: "example.com",
     status: "active",
     reason: "ALREADY_ACTIVE",
   }]);
-  assert.deepEqual(await worker.run(), []);
+  assert.deepEqual(await run.run(), []);
   assert.deepEqual(shell.lines, []);
   assert.equal(store.claims.length, 1, "no draining when nothing was accepted");
 });
 
 Deno.test("an unknown site id is reported as NOT_FOUND", async () => {
-  const worker = new Worker(
+  const run = new SiteRun(
     context({ store: new FakeStore([{ claimed: [], site: null }]) }),
     options,
   );
-  const batch = await worker.claim(A);
+  const batch = await run.claim(A);
   assert.equal(batch.skipped[0].reason, "NOT_FOUND");
 });
 
-Deno.test("a due site blocked by the concurrency limit is reported as AT_CAPACITY", async () => {
-  const worker = new Worker(
-    context({ store: new FakeStore([{ claimed: [], site: siteRow({ site_id: A }) }]) }),
-    options,
-  );
-  assert.equal((await worker.claim(A)).skipped[0].reason, "AT_CAPACITY");
+Deno.test("the skip reason is the database's own verdict on the site", async () => {
+  for (
+    const reason of [
+      "AT_CAPACITY",
+      "NOT_DUE",
+      "IN_PROGRESS",
+      "FAILED",
+      "DNS_NOT_ACTIVE",
+      "SERVER_PAUSED",
+      "ANALYTICS_PAUSED",
+      "ANALYTICS_GAVE_UP",
+    ]
+  ) {
+    const site = siteRow({ site_id: A, skip_reason: reason });
+    const run = new SiteRun(context({ store: new FakeStore([{ claimed: [], site }]) }), options);
+    assert.deepEqual((await run.claim(A)).skipped, [{
+      site_id: A,
+      domain: "example.com",
+      status: "pending",
+      reason,
+    }], reason);
+  }
 });
 
 Deno.test("every due site: the first claim asks for up to the concurrency limit", async () => {
   const store = new FakeStore();
-  await new Worker(context({ store }), options).claim();
+  await new SiteRun(context({ store }), options).claim();
   assert.deepEqual(store.claims, [{ siteId: undefined, limit: 3 }]);
 });
 
@@ -77,9 +104,9 @@ Deno.test("a lane that finishes its site claims the next due one until none is l
     { claimed: [job({ site_id: B, domain: "b.example.com" })], site: null },
     { claimed: [job({ site_id: C, domain: "c.example.com" })], site: null },
   ]);
-  const worker = new Worker(context({ store }), options);
-  await worker.claim(A);
-  const results = await worker.run();
+  const run = new SiteRun(context({ store }), options);
+  await run.claim(A);
+  const results = await run.run();
   assert.deepEqual(results.map((r) => [r.domain, r.status]), [
     ["a.example.com", "active"],
     ["b.example.com", "active"],
@@ -106,9 +133,9 @@ Deno.test("no new site is claimed once the time budget is spent", async () => {
     { claimed: [job({ site_id: B, domain: "b.example.com" })], site: null },
     { claimed: [job({ site_id: C, domain: "c.example.com" })], site: null },
   ]);
-  const worker = new Worker(context({ store, shell, now: clock.now }), options);
-  await worker.claim(A);
-  const results = await worker.run();
+  const run = new SiteRun(context({ store, shell, now: clock.now }), options);
+  await run.claim(A);
+  const results = await run.run();
   // a at 40 s → claims b (budget left) → b done at 80 s → stops.
   assert.deepEqual(results.map((r) => r.domain), ["a.example.com", "b.example.com"]);
   assert.equal(store.claims.length, 2);
@@ -118,6 +145,7 @@ Deno.test("claimed sites run side by side and the connection is closed once at t
   let running = 0;
   let peak = 0;
   const shell = new FakeShell({
+    "server-state": stateAnswer(),
     "site:add:static": (c) =>
       ok(`Site ${c.line.match(/--domainName='([^']+)'/)?.[1]} has been added.`),
     "doc-root-check": ok(),
@@ -139,9 +167,9 @@ Deno.test("claimed sites run side by side and the connection is closed once at t
     ],
     site: null,
   }]);
-  const worker = new Worker(context({ store, shell }), options);
-  await worker.claim();
-  const results = await worker.run();
+  const run = new SiteRun(context({ store, shell }), options);
+  await run.claim();
+  const results = await run.run();
   assert.equal(results.length, 3);
   assert.equal(peak, 3);
   assert.equal(shell.closed, 1);
@@ -162,14 +190,174 @@ Deno.test("an interruption hands running sites back and stops further claims", a
     { claimed: [job({ site_id: A, domain: "a.example.com" })], site: null },
     { claimed: [job({ site_id: B, domain: "b.example.com" })], site: null },
   ]);
-  const worker = new Worker(context({ store, shell }), options);
-  await worker.claim(A);
-  const done = worker.run();
+  const run = new SiteRun(context({ store, shell }), options);
+  await run.claim(A);
+  const done = run.run();
   await new Promise((resolve) => setTimeout(resolve, 0));
-  await worker.interrupt("termination");
+  await run.interrupt("termination");
   assert.equal(store.finishes[0].status, "pending");
   assert.equal(store.finishes[0].errorCode, "INTERRUPTED");
   release();
   await done;
   assert.equal(store.claims.length, 1, "no claim after the interruption");
+});
+
+Deno.test("interrupting before the claims ran gives them all back unchanged", async () => {
+  const a = job({ site_id: A, domain: "a.example.com" });
+  const b = job({ site_id: B, domain: "b.example.com" });
+  const store = new FakeStore([{ claimed: [a, b], site: null }]);
+  const run = new SiteRun(context({ store }), options);
+  await run.claim();
+  await run.interrupt("termination");
+  assert.deepEqual(store.released, [{
+    tokens: [a.claim_token, b.claim_token],
+    reason: "the edge runtime is shutting down (termination)",
+  }]);
+  assert.deepEqual(store.finishes, []);
+  assert.deepEqual(await run.run(), [], "nothing runs after the interruption");
+});
+
+Deno.test("an interrupted running site is handed back with its attempt refunded", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const shell = freshServer();
+  const run0 = shell.run.bind(shell);
+  shell.run = async (command: RemoteCommand) => {
+    if (command.verb === "site:add:static") await gate;
+    return await run0(command);
+  };
+  const a = job({ site_id: A, domain: "a.example.com" });
+  const store = new FakeStore([{ claimed: [a], site: null }]);
+  const run = new SiteRun(context({ store, shell }), options);
+  await run.claim(A);
+  const done = run.run();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  await run.interrupt("wall_clock");
+  assert.equal(store.finishes.length, 1);
+  assert.equal(store.finishes[0].claimToken, a.claim_token);
+  assert.equal(store.finishes[0].status, "pending");
+  assert.equal(store.finishes[0].refundAttempt, true);
+  assert.deepEqual(store.released, [], "nothing was queued");
+  release();
+  await done;
+});
+
+/** A server whose probe fails with `code` for one domain and answers normally for the others. */
+function failingFor(domain: string, code: "HOST_KEY_MISMATCH" | "SSH_UNREACHABLE"): FakeShell {
+  const shell = freshServer();
+  shell.script["server-state"] = (c: RemoteCommand) =>
+    c.line.includes(`'${domain}'`) ? new HostingError(code, "the server refused") : stateAnswer();
+  return shell;
+}
+
+Deno.test("a server-level failure stops the run from claiming more sites", async () => {
+  const store = new FakeStore([
+    {
+      claimed: [
+        job({ site_id: A, domain: "a.example.com" }),
+        job({ site_id: B, domain: "b.example.com" }),
+      ],
+      site: null,
+    },
+    { claimed: [job({ site_id: C, domain: "c.example.com" })], site: null },
+  ]);
+  const shell = failingFor("a.example.com", "HOST_KEY_MISMATCH");
+  const run = new SiteRun(context({ store, shell }), options);
+  await run.claim();
+  const results = await run.run();
+  assert.deepEqual(results.map((r) => [r.domain, r.status, r.error?.code ?? null]), [
+    ["a.example.com", "pending", "HOST_KEY_MISMATCH"],
+    ["b.example.com", "active", null],
+  ]);
+  assert.equal(store.claims.length, 1, "no claim after the server failed");
+  assert.equal(store.finishes.find((f) => f.siteId === A)?.refundAttempt, true);
+  assert.equal(shell.closed, 1);
+});
+
+Deno.test("after a server-level failure the claims not started yet are released unchanged", async () => {
+  const b = job({ site_id: B, domain: "b.example.com" });
+  const c = job({ site_id: C, domain: "c.example.com" });
+  const store = new FakeStore([
+    { claimed: [job({ site_id: A, domain: "a.example.com" })], site: null },
+    // A claim answer with more than one job: the second waits in the queue.
+    { claimed: [b, c], site: null },
+  ]);
+  const shell = failingFor("b.example.com", "SSH_UNREACHABLE");
+  const run = new SiteRun(context({ store, shell }), options);
+  await run.claim(A);
+  const results = await run.run();
+  assert.deepEqual(results.map((r) => [r.domain, r.status]), [
+    ["a.example.com", "active"],
+    ["b.example.com", "pending"],
+  ]);
+  assert.deepEqual(store.released, [{
+    tokens: [c.claim_token],
+    reason: "the run stopped: SSH_UNREACHABLE on the server",
+  }]);
+  assert.ok(!shell.lines.some((line) => line.includes("c.example.com")), "c never ran");
+  assert.equal(store.claims.length, 2);
+});
+
+Deno.test("a site's own failure does not stop the run", async () => {
+  const shell = freshServer();
+  shell.script["site:add:static"] = (c: RemoteCommand) =>
+    c.line.includes("'a.example.com'")
+      ? exit(1, "siteUser: This value already exists.\n")
+      : ok(`Site ${c.line.match(/--domainName='([^']+)'/)?.[1]} has been added.\n`);
+  const store = new FakeStore([
+    { claimed: [job({ site_id: A, domain: "a.example.com" })], site: null },
+    { claimed: [job({ site_id: B, domain: "b.example.com" })], site: null },
+  ]);
+  const run = new SiteRun(context({ store, shell }), options);
+  await run.claim(A);
+  const results = await run.run();
+  assert.deepEqual(results.map((r) => [r.domain, r.status]), [
+    ["a.example.com", "failed"],
+    ["b.example.com", "active"],
+  ]);
+  assert.deepEqual(store.released, []);
+});
+
+Deno.test("a release that fails is logged; the leases end on their own", async () => {
+  const store = new FakeStore([{ claimed: [job({ site_id: A })], site: null }]);
+  store.release = () => Promise.reject(new Error("hosting_release: connection reset"));
+  const { log, lines } = memoryLog();
+  const run = new SiteRun(context({ store, log }), options);
+  await run.claim(A);
+  await run.interrupt("termination");
+  assert.ok(
+    lines.some((l) =>
+      l.event === "release_failed" && l.msg === "hosting_release: connection reset"
+    ),
+    JSON.stringify(lines),
+  );
+});
+
+Deno.test("a claim that fails while draining ends that lane, logged, without losing the results", async () => {
+  const store = new FakeStore([{ claimed: [job({ site_id: A })], site: null }]);
+  const { log, lines } = memoryLog();
+  const run = new SiteRun(context({ store, log }), options);
+  await run.claim(A);
+  store.claim = () => Promise.reject(new HostingError("DATABASE_ERROR", "hosting_claim: timeout"));
+  const results = await run.run();
+  assert.equal(results.length, 1);
+  assert.ok(
+    lines.some((l) => l.event === "claim_failed" && l.code === "DATABASE_ERROR"),
+    JSON.stringify(lines),
+  );
+});
+
+Deno.test("a Matomo pause the database reports on a claim is applied before any call", async () => {
+  const analytics = new FakeAnalytics();
+  const store = new FakeStore([{
+    claimed: [job({ site_id: A })],
+    site: null,
+    paused: { ssh: null, matomo: "2026-11-26T13:00:00.000Z" },
+  }]);
+  const run = new SiteRun(context({ store, analytics }), options);
+  await run.claim(A);
+  assert.deepEqual(analytics.paused, new Date("2026-11-26T13:00:00Z"));
+  const [result] = await run.run();
+  assert.deepEqual(analytics.calls, []);
+  assert.deepEqual(result.warnings.map((w) => w.code), ["MATOMO_PAUSED"]);
 });
