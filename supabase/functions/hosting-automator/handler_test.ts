@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { HostingError } from "./core/errors.ts";
 import { loadSettings } from "./core/settings.ts";
-import { createHandler, type Runtime } from "./handler.ts";
-import { Worker } from "./run/worker.ts";
+import { createHandler, MAX_BODY_BYTES, type Runtime } from "./handler.ts";
+import { SiteRun } from "./run/site_run.ts";
 import { context, FakeShell, FakeStore, freshServer, job, siteRow } from "./testing/fakes.ts";
 
 const SERVICE_KEY = "service-role-key-for-tests-0123456789";
 const SECRET_KEY = "sb_secret_for_tests_abcdefghijklmnop";
 const SITE = "0b7e5a7c-5d2a-4a53-9d0e-8f0f6d0c1a11";
+const DISPATCH = "dispatch-token-for-tests-0123456789abcdef";
 
 const ENV = {
   SUPABASE_URL: "http://127.0.0.1:54321",
@@ -30,7 +31,7 @@ function setup(
   const runtime: Runtime = {
     loaded: loadSettings(env),
     createRun: () => ({
-      worker: new Worker(context({ store, shell }), { maxConcurrent: 3, timeBudgetMs: 60_000 }),
+      run: new SiteRun(context({ store, shell }), { maxConcurrent: 3, timeBudgetMs: 60_000 }),
       store,
     }),
     waitUntil: (work) => background.push(work),
@@ -86,27 +87,180 @@ Deno.test("the service-role key as Bearer and a secret key as apikey are both ac
   assert.equal(store.claims.length, 2);
 });
 
-Deno.test("missing settings give 500 naming them, never showing a value, before any claim", async () => {
+Deno.test("missing settings give 500 listing {setting, message}, never a value, before any claim", async () => {
   const { handler, store } = setup({ ...ENV, SSH_HOST: undefined, SSH_PORT: "not-a-port" });
   const response = await handler.fetch(post({ site_id: SITE }));
   assert.equal(response.status, 500);
   const body = await response.json();
   assert.equal(body.error.code, "CONFIGURATION");
-  assert.match(body.error.message, /SSH_HOST/);
-  assert.match(body.error.message, /SSH_PORT/);
+  assert.equal(body.error.message, "missing or invalid settings: SSH_HOST, SSH_PORT");
+  assert.deepEqual(body.error.settings.map((p: { setting: string }) => p.setting), [
+    "SSH_HOST",
+    "SSH_PORT",
+  ]);
+  assert.deepEqual(body.error.settings[0], { setting: "SSH_HOST", message: "missing" });
+  assert.equal(typeof body.error.settings[1].message, "string");
   assert.ok(!JSON.stringify(body).includes("not-a-port"));
   assert.deepEqual(store.claims, []);
 });
 
-Deno.test("without any platform key the function refuses everyone with 500", async () => {
-  const { handler } = setup({
+Deno.test("settings that do not fit together are a 500 naming the setting", async () => {
+  const { handler } = setup({ ...ENV, HOSTING_LEASE_SECONDS: "30" });
+  const body = await (await handler.fetch(post({}))).json();
+  assert.equal(body.error.code, "CONFIGURATION");
+  assert.equal(body.error.message, "missing or invalid settings: HOSTING_LEASE_SECONDS");
+});
+
+Deno.test("an unauthenticated caller gets 401 and learns nothing about broken settings", async () => {
+  const { handler } = setup({ ...ENV, SSH_HOST: undefined });
+  const response = await handler.fetch(post({}, { apikey: "wrong" }));
+  assert.equal(response.status, 401);
+  const text = await response.text();
+  assert.ok(!text.includes("SSH_HOST"), text);
+  assert.ok(!text.includes("CONFIGURATION"), text);
+});
+
+Deno.test("without any platform key every caller gets 401, and nothing about the settings", async () => {
+  const { handler, store } = setup({
     ...ENV,
     SUPABASE_SERVICE_ROLE_KEY: undefined,
     SUPABASE_SECRET_KEYS: undefined,
   });
-  const response = await handler.fetch(post({}, { apikey: "" }));
-  assert.equal(response.status, 500);
-  assert.match((await response.json()).error.settings[0], /SUPABASE_SERVICE_ROLE_KEY/);
+  for (
+    const headers of [{ apikey: "" }, { apikey: SERVICE_KEY }, {}] as Array<Record<string, string>>
+  ) {
+    const response = await handler.fetch(post({}, headers));
+    assert.equal(response.status, 401, JSON.stringify(headers));
+    const body = await response.json();
+    assert.equal(body.error.code, "UNAUTHORIZED");
+    assert.equal(body.error.settings, undefined);
+    assert.ok(!JSON.stringify(body).includes("SUPABASE_"));
+  }
+  assert.deepEqual(store.claims, []);
+});
+
+// --- body size and type ---------------------------------------------------------------------------
+
+Deno.test("a body declared larger than 64 KiB gets 413 without being read", async () => {
+  const { handler, store } = setup();
+  assert.equal(MAX_BODY_BYTES, 65_536);
+  let pulled = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled++;
+      controller.enqueue(new Uint8Array(1024));
+    },
+  });
+  const response = await handler.fetch(
+    new Request("http://localhost/", {
+      method: "POST",
+      headers: {
+        apikey: SECRET_KEY,
+        "content-type": "application/json",
+        "content-length": String(MAX_BODY_BYTES + 1),
+      },
+      body,
+    }),
+  );
+  assert.equal(response.status, 413);
+  assert.equal((await response.json()).error.code, "BODY_TOO_LARGE");
+  assert.ok(pulled <= 1, `pulled ${pulled} chunks`);
+  assert.deepEqual(store.claims, []);
+});
+
+Deno.test("a streamed body over 64 KiB gets 413, read no further than the limit", async () => {
+  const { handler, store } = setup();
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      sent += 16_384;
+      controller.enqueue(new TextEncoder().encode(" ".repeat(16_384)));
+      if (sent > 10 * MAX_BODY_BYTES) controller.close();
+    },
+  });
+  const response = await handler.fetch(
+    new Request("http://localhost/", {
+      method: "POST",
+      headers: { apikey: SECRET_KEY, "content-type": "application/json" },
+      body,
+    }),
+  );
+  assert.equal(response.status, 413);
+  assert.ok(sent <= MAX_BODY_BYTES + 3 * 16_384, `read ${sent} bytes`);
+  assert.deepEqual(store.claims, []);
+});
+
+Deno.test("a body of exactly 64 KiB is read", async () => {
+  const { handler } = setup();
+  const text = JSON.stringify({ site_id: SITE }).padEnd(MAX_BODY_BYTES, " ");
+  assert.equal(text.length, MAX_BODY_BYTES);
+  const response = await handler.fetch(post(text));
+  assert.equal(response.status, 202);
+});
+
+Deno.test("a body that is not sent as JSON gets 415", async () => {
+  const { handler, store } = setup();
+  for (const type of ["text/plain", "application/x-www-form-urlencoded", "application/jsonx"]) {
+    const response = await handler.fetch(post({ site_id: SITE }, {
+      apikey: SECRET_KEY,
+      "content-type": type,
+    }));
+    assert.equal(response.status, 415, type);
+    assert.equal((await response.json()).error.code, "UNSUPPORTED_MEDIA_TYPE");
+  }
+  assert.deepEqual(store.claims, []);
+});
+
+Deno.test("JSON with a charset is accepted, and an empty body needs no content type", async () => {
+  const { handler, store } = setup();
+  assert.equal(
+    (await handler.fetch(post({}, {
+      apikey: SECRET_KEY,
+      "content-type": "application/json; charset=utf-8",
+    }))).status,
+    202,
+  );
+  const empty = new Request("http://localhost/", {
+    method: "POST",
+    headers: { apikey: SECRET_KEY },
+  });
+  assert.equal((await handler.fetch(empty)).status, 202);
+  assert.equal(store.claims.length, 2);
+});
+
+// --- the dispatch token ---------------------------------------------------------------------------
+
+const WITH_DISPATCH = { ...ENV, HOSTING_DISPATCH_TOKEN: DISPATCH };
+
+Deno.test("the dispatch token starts due work, for a named site or for every due site", async () => {
+  const store = new FakeStore([{ claimed: [job({ site_id: SITE })], site: null }]);
+  const { handler } = setup(WITH_DISPATCH, store);
+  assert.equal((await handler.fetch(post({ site_id: SITE }, { apikey: DISPATCH }))).status, 202);
+  assert.equal(
+    (await handler.fetch(post({}, { authorization: `Bearer ${DISPATCH}` }))).status,
+    202,
+  );
+  assert.deepEqual(store.claims.slice(0, 2), [
+    { siteId: SITE, limit: 1 },
+    { siteId: undefined, limit: 3 },
+  ]);
+});
+
+Deno.test("the dispatch token is refused with 403 for dry_run and for wait, touching nothing", async () => {
+  const store = new FakeStore([], { due: [siteRow()], site: siteRow() });
+  const { handler } = setup(WITH_DISPATCH, store);
+  for (const body of [{ site_id: SITE, dry_run: true }, { dry_run: true }, { wait: true }]) {
+    const response = await handler.fetch(post(body, { apikey: DISPATCH }));
+    assert.equal(response.status, 403, JSON.stringify(body));
+    assert.equal((await response.json()).error.code, "FORBIDDEN");
+  }
+  assert.deepEqual(store.claims, []);
+});
+
+Deno.test("without a configured dispatch token, the token is just a wrong key", async () => {
+  const { handler, store } = setup();
+  assert.equal((await handler.fetch(post({}, { apikey: DISPATCH }))).status, 401);
+  assert.deepEqual(store.claims, []);
 });
 
 Deno.test("a bad body gets 400 with the validation issues and nothing is claimed", async () => {
@@ -184,7 +338,9 @@ Deno.test("a dry run plans commands with the password masked and changes nothing
   const body = await response.json();
   assert.equal(body.dry_run, true);
   assert.equal(body.plans[0].site_user, "example_com");
-  assert.match(body.plans[0].commands[0], /--siteUserPassword=\*\*\*$/);
+  assert.equal(body.plans[0].skip_reason, null);
+  assert.match(body.plans[0].commands[0], /getent passwd 'example_com'/);
+  assert.match(body.plans[0].commands[1], /--siteUserPassword=\*\*\* {3}# only if/);
   assert.ok(!JSON.stringify(body).includes(ENV.MATOMO_TOKEN_AUTH));
   assert.deepEqual(store.claims, []);
   assert.deepEqual(store.finishes, []);
@@ -199,4 +355,73 @@ Deno.test("a database failure while claiming answers 503", async () => {
   const response = await handler.fetch(post({}));
   assert.equal(response.status, 503);
   assert.equal((await response.json()).error.code, "DATABASE_ERROR");
+});
+
+Deno.test("a dry run for a named site that would be skipped still returns its plan, with the reason", async () => {
+  const active = siteRow({
+    site_id: SITE,
+    status_hosting: "active",
+    matomo_site_id: 4,
+    due: null,
+    skip_reason: "ALREADY_ACTIVE",
+  });
+  const store = new FakeStore([], { due: [], site: active });
+  const shell = freshServer();
+  const { handler } = setup(ENV, store, shell);
+  const body = await (await handler.fetch(post({ site_id: SITE, dry_run: true }))).json();
+  assert.equal(body.plans.length, 1);
+  assert.equal(body.plans[0].site_id, SITE);
+  assert.equal(body.plans[0].skip_reason, "ALREADY_ACTIVE");
+  assert.equal(body.plans[0].commands.length, 4);
+  assert.deepEqual(body.plans[0].matomo_calls, []);
+  assert.deepEqual(body.skipped, []);
+  assert.deepEqual(store.claims, []);
+  assert.deepEqual(shell.lines, []);
+});
+
+Deno.test("a dry run for an unknown site has no plan and says NOT_FOUND", async () => {
+  const { handler } = setup(ENV, new FakeStore([], { due: [], site: null }));
+  const body = await (await handler.fetch(post({ site_id: SITE, dry_run: true }))).json();
+  assert.deepEqual(body, {
+    dry_run: true,
+    plans: [],
+    skipped: [{ site_id: SITE, domain: null, status: null, reason: "NOT_FOUND" }],
+  });
+});
+
+Deno.test("a dry run without a site plans what is due", async () => {
+  const store = new FakeStore([], {
+    due: [
+      siteRow({ site_id: SITE }),
+      siteRow({ site_id: "1f0c1a2b-4d5e-4f60-8a7b-9c0d1e2f3a4b", domain: "b.example.com" }),
+    ],
+    site: null,
+  });
+  const { handler } = setup(ENV, store);
+  const body = await (await handler.fetch(post({ dry_run: true }))).json();
+  assert.deepEqual(body.plans.map((p: { domain: string }) => p.domain), [
+    "example.com",
+    "b.example.com",
+  ]);
+  assert.deepEqual(body.skipped, []);
+});
+
+Deno.test("the runtime's end hands the running sites back through the handler", async () => {
+  const shell = freshServer();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const run0 = shell.run.bind(shell);
+  shell.run = async (command) => {
+    if (command.verb === "site:add:static") await gate;
+    return await run0(command);
+  };
+  const store = new FakeStore([{ claimed: [job({ site_id: SITE })], site: null }]);
+  const { handler, background } = setup(ENV, store, shell);
+  assert.equal((await handler.fetch(post({ site_id: SITE }))).status, 202);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  await handler.interrupt("termination");
+  assert.equal(store.finishes[0].status, "pending");
+  assert.equal(store.finishes[0].errorCode, "INTERRUPTED");
+  release();
+  await background[0];
 });
