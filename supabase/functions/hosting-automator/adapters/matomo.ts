@@ -2,6 +2,7 @@
 // answers back to core/matomo.ts to read. One client per run.
 
 import { HostingError } from "../core/errors.ts";
+import { withDeadline } from "../lib/deadline.ts";
 import {
   addSiteRequest,
   type HttpAnswer,
@@ -53,13 +54,22 @@ export function createMatomoClient(
     request: MatomoRequest,
     read: (answer: HttpAnswer) => Interpreted<T>,
   ): Promise<T> {
-    if (verified) return await call(request, read);
+    if (verified) return await call(request, read, options.timeoutMs);
+    // One call at a time until the token has worked once. The deadline of a call includes its
+    // wait for the call before it, so a lane never waits longer than one Matomo timeout.
+    const started = performance.now();
     const previous = probe;
     let done!: () => void;
     probe = new Promise<void>((resolve) => (done = resolve));
     try {
-      await previous;
-      return await call(request, read);
+      await withDeadline(previous, options.timeoutMs, () =>
+        new HostingError(
+          "MATOMO_TIMEOUT",
+          `${request.method}: waited ${options.timeoutMs} ms for an earlier call to Matomo`,
+          { step: "analytics" },
+        ));
+      const left = Math.max(1, options.timeoutMs - (performance.now() - started));
+      return await call(request, read, left);
     } finally {
       done();
     }
@@ -68,6 +78,7 @@ export function createMatomoClient(
   async function call<T>(
     request: MatomoRequest,
     read: (answer: HttpAnswer) => Interpreted<T>,
+    timeoutMs: number,
   ): Promise<T> {
     if (pausedUntil > now()) {
       throw new HostingError(
@@ -87,7 +98,7 @@ export function createMatomoClient(
         },
         body: request.body.toString(),
         redirect: "manual", // a redirect would turn the POST into a GET and drop the token
-        signal: AbortSignal.timeout(options.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       answer = {
         status: response.status,

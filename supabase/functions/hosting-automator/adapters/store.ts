@@ -58,8 +58,9 @@ export interface StepEvent {
   code?: string;
   message?: string;
   durationMs?: number;
-  /** The claim's token: recording the event then renews its lease. */
+  /** The claim's token: recording the event then renews its lease (of that kind of claim). */
   claimToken?: string;
+  kind?: "provision" | "analytics";
 }
 
 export interface Finish {
@@ -169,7 +170,11 @@ export function createSupabaseStore(
         p_message: event.message ?? null,
         p_duration_ms: event.durationMs === undefined ? null : Math.round(event.durationMs),
         p_claim_token: event.claimToken ?? null,
-        p_lease_seconds: event.claimToken ? limits.leaseSeconds : null,
+        p_lease_seconds: !event.claimToken
+          ? null
+          : event.kind === "analytics"
+          ? limits.analyticsLeaseSeconds
+          : limits.leaseSeconds,
       }, eventAnswer);
     },
     finish: (finish) =>

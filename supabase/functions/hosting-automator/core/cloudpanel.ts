@@ -110,8 +110,9 @@ export function serverState(domain: string, candidates: string[], sshUser: strin
     `or s.user in (${users})`;
   const inventory = asUser(`sqlite3 -readonly -json ${INVENTORY_PATH} ${shellQuote(sql)}`, sshUser);
   const passwd = asUser(`getent passwd ${candidates.map(shellQuote).join(" ")}`, sshUser);
-  const line = `{ ${inventory}; } 2>&1; echo "${MARK} inventory $?"; ` +
-    `{ ${passwd}; } 2>&1; echo "${MARK} passwd $?"`;
+  // Each marker starts on a line of its own, even after output without a final newline.
+  const line = `{ ${inventory}; } 2>&1; printf '\\n${MARK} inventory %s\\n' "$?"; ` +
+    `{ ${passwd}; } 2>&1; printf '\\n${MARK} passwd %s\\n' "$?"`;
   return { verb: "server-state", line, shown: line };
 }
 

@@ -185,12 +185,26 @@ Deno.test("the probe reads the inventory for the domain, its twin and the candid
   assert.equal(
     command.line,
     `{ sqlite3 -readonly -json /home/clp/htdocs/app/data/db.sq3 ${shellQuote(sql)}; } 2>&1; ` +
-      `echo "@@hosting-automator inventory $?"; ` +
+      `printf '\\n@@hosting-automator inventory %s\\n' "$?"; ` +
       `{ getent passwd 'example_com' 'example_com-2'; } 2>&1; ` +
-      `echo "@@hosting-automator passwd $?"`,
+      `printf '\\n@@hosting-automator passwd %s\\n' "$?"`,
   );
   assert.equal(command.shown, command.line);
   assert.ok(!command.line.includes("private_key"));
+});
+
+Deno.test("a part that ends without a newline keeps its own classification (markers start a line)", () => {
+  // What the probe prints when sqlite3 fails without a final newline: printf starts each marker
+  // on a line of its own.
+  const state = parseServerState({
+    code: 0,
+    stdout: "Error: unable to open database file\n@@hosting-automator inventory 1\n" +
+      "\n@@hosting-automator passwd 2\n",
+    stderr: "",
+  });
+  assert.ok(state instanceof HostingError);
+  assert.equal(state.code, "INVENTORY_UNAVAILABLE");
+  assert.equal(state.serverLevel, true);
 });
 
 Deno.test("the www/apex twin is the other name of the same site", () => {

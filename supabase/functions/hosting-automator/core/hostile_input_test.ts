@@ -91,7 +91,7 @@ async function argvs(lines: string[]): Promise<string[][]> {
     .output();
   // The server read's part markers are its own output, not a program's arguments.
   const text = new TextDecoder().decode(output.stdout).replace(
-    /@@hosting-automator \w+ \d+\n/g,
+    /\n?@@hosting-automator \w+ \d+\n/g,
     "",
   );
   return text.split("\x1e").filter((r) => r !== "").map((r) => r.split("\0").slice(0, -1));

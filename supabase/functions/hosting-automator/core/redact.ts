@@ -21,7 +21,7 @@ export function createRedactor(secrets: Iterable<string | undefined> = []): Reda
     return out;
   }) as Redactor;
   redact.add = (secret) => {
-    if (secret === undefined) return;
+    if (secret === undefined || secret.trim() === "") return;
     for (const variant of [secret, secret.trim(), encodeURIComponent(secret)]) {
       // Every configured secret, whatever its length: a short one is still a secret.
       if (variant.length > 0) known.add(variant);

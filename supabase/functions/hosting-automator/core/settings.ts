@@ -57,9 +57,9 @@ export interface SettingProblem {
 export const TUNING = {
   HOSTING_MAX_CONCURRENT: [3, 1, 50],
   HOSTING_MAX_ATTEMPTS: [8, 1, 100],
-  HOSTING_LEASE_SECONDS: [75, 10, 86_400],
-  HOSTING_TIME_BUDGET_SECONDS: [25, 0, 3_600],
-  HOSTING_WALL_CLOCK_SECONDS: [150, 10, 3_600],
+  HOSTING_LEASE_SECONDS: [75, 15, 86_400],
+  HOSTING_TIME_BUDGET_SECONDS: [15, 0, 3_000],
+  HOSTING_WALL_CLOCK_SECONDS: [150, 30, 3_600],
   HOSTING_RETRY_BASE_SECONDS: [60, 1, 86_400],
   HOSTING_RETRY_MAX_SECONDS: [3_600, 1, 604_800],
   HOSTING_SERVER_RETRY_BASE_SECONDS: [60, 1, 86_400],
@@ -67,10 +67,10 @@ export const TUNING = {
   HOSTING_ANALYTICS_RETRY_SECONDS: [60, 1, 604_800],
   HOSTING_ANALYTICS_RETRY_MAX_SECONDS: [3_600, 1, 604_800],
   HOSTING_ANALYTICS_MAX_ATTEMPTS: [10, 1, 1_000],
-  HOSTING_SITE_TIMEOUT_SECONDS: [25, 1, 3_600],
-  HOSTING_CERTIFICATE_TIMEOUT_SECONDS: [40, 1, 3_600],
+  HOSTING_SITE_TIMEOUT_SECONDS: [25, 1, 1_800],
+  HOSTING_CERTIFICATE_TIMEOUT_SECONDS: [40, 1, 1_800],
   HOSTING_CHECK_TIMEOUT_SECONDS: [8, 1, 600],
-  HOSTING_DATABASE_TIMEOUT_SECONDS: [4, 1, 600],
+  HOSTING_DATABASE_TIMEOUT_SECONDS: [4, 1, 300],
   SSH_CONNECT_TIMEOUT_SECONDS: [8, 1, 600],
   SSH_MAX_CHANNELS: [4, 1, 10],
   MATOMO_TIMEOUT_SECONDS: [6, 1, 600],
@@ -239,21 +239,23 @@ export function loadSettings(env: Env): LoadedSettings {
 type Tuning = Record<keyof typeof TUNING, number>;
 
 /**
- * The deadlines of one site, in seconds, as the run meets them: connect, the state read, the
- * site command, a second read (adoption or a race), the certificate, two Matomo calls, and the
- * database writes (three step events, the finish, a health report).
+ * The deadlines of one site, in seconds, as the run meets them on its longest path: connect, the
+ * state read, the site command, a second read and the document-root check (a race: "already
+ * exists"), the certificate, two Matomo calls (a call's deadline includes waiting for another
+ * lane's first call), and the database writes (three step events, a final warning, the finish, a
+ * health report).
  */
 export function siteWorstCaseSeconds(t: Tuning): number {
-  return t.SSH_CONNECT_TIMEOUT_SECONDS + 2 * t.HOSTING_CHECK_TIMEOUT_SECONDS +
+  return t.SSH_CONNECT_TIMEOUT_SECONDS + 3 * t.HOSTING_CHECK_TIMEOUT_SECONDS +
     t.HOSTING_SITE_TIMEOUT_SECONDS + t.HOSTING_CERTIFICATE_TIMEOUT_SECONDS +
-    2 * t.MATOMO_TIMEOUT_SECONDS + 5 * t.HOSTING_DATABASE_TIMEOUT_SECONDS;
+    2 * t.MATOMO_TIMEOUT_SECONDS + 6 * t.HOSTING_DATABASE_TIMEOUT_SECONDS;
 }
 
 /** The longest stretch between two lease renewals (each step's event renews it). */
 export function stepWorstCaseSeconds(t: Tuning): number {
   const db = t.HOSTING_DATABASE_TIMEOUT_SECONDS;
   return Math.max(
-    t.SSH_CONNECT_TIMEOUT_SECONDS + 2 * t.HOSTING_CHECK_TIMEOUT_SECONDS +
+    t.SSH_CONNECT_TIMEOUT_SECONDS + 3 * t.HOSTING_CHECK_TIMEOUT_SECONDS +
       t.HOSTING_SITE_TIMEOUT_SECONDS,
     t.HOSTING_CERTIFICATE_TIMEOUT_SECONDS,
     2 * t.MATOMO_TIMEOUT_SECONDS,

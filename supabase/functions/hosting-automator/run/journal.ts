@@ -50,6 +50,7 @@ export function createJournal(
         message: clean,
         durationMs: ms,
         claimToken: job.claim_token,
+        kind: job.kind,
       });
     } catch (error) {
       // The log line above still carries the step; the row's final state is written separately.

@@ -25,6 +25,7 @@ Deno.test("a recorded step is one event with the claim token and one log line", 
     message: "kept",
     durationMs: 12.6,
     claimToken: claim.claim_token,
+    kind: claim.kind,
   }]);
   assert.deepEqual(lines, [{
     level: "info",

@@ -75,7 +75,9 @@ export class SiteRun {
         site_id: siteId,
         domain: answer.site?.domain ?? null,
         status: answer.site?.status_hosting ?? null,
-        reason: (answer.site?.skip_reason ?? "NOT_FOUND") as SkipReason,
+        // Found but not claimed, with no other reason: it was due, and every slot was taken.
+        reason:
+          (answer.site ? answer.site.skip_reason ?? "AT_CAPACITY" : "NOT_FOUND") as SkipReason,
       });
     }
     return {
