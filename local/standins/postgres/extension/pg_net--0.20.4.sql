@@ -8,7 +8,7 @@
 -- the http_* functions executable by PUBLIC, SECURITY INVOKER).
 -- Differs: the C parts are plpgsql here. net.wake() is pg_notify('pg_net_wake') — NOTIFY is
 -- delivered only at COMMIT, so "sent only after commit" holds exactly as in pg_net — and the
--- worker is local/standins/platform/worker.ts, a client connection named 'pg_net <version> worker'
+-- worker is local/standins/postgres/worker.ts, a client connection named 'pg_net <version> worker'
 -- (not a background worker), which net.check_worker_is_up() looks for. The url is checked and
 -- normalised by a regular expression, not libcurl's URL parser (same message for a malformed url).
 -- net.worker_restart() reloads the configuration and asks the worker (by NOTIFY, so at commit) to

@@ -1,6 +1,6 @@
 // Tests of the API gateway stand-in against the stack's real PostgreSQL.
 // Needs a running stack database: settings come from $HA_STACK_DIR/stack.env (local/stack up).
-// Run with: deno test --allow-all local/standins/api
+// Run with: deno test --allow-all local/standins/gateway
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import postgres from "postgres";
