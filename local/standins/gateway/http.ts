@@ -1,7 +1,7 @@
 // JSON responses as PostgREST and the Supabase gateway write them.
 //
 // Replaces: the response shaping of PostgREST / Kong (reference/supabase.md §2.3, §7).
-// Follows: `application/json; charset=utf-8` bodies. Differs: no CORS headers except on preflight.
+// Follows: `application/json; charset=utf-8` bodies. Differs: no CORS headers.
 
 /** A JSON response from an already-serialised body. */
 export function rawJson(body: string, status = 200, headers: HeadersInit = {}): Response {
