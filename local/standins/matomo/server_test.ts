@@ -21,9 +21,7 @@ const TOKEN = randomHex();
 const WRONG_TOKEN = randomHex();
 
 const JSON_TYPE = "application/json; charset=utf-8";
-const XML_TYPE = "text/xml; charset=utf-8";
 const HTML_TYPE = "text/html; charset=utf-8";
-const XML_HEAD = '<?xml version="1.0" encoding="utf-8" ?>\n';
 
 type Pairs = [string, string][];
 
@@ -418,35 +416,6 @@ Deno.test("a valid token in the POST body is accepted for the lookup too", async
   );
 });
 
-Deno.test("without format the answers are XML: scalar, rows and the empty result", async () => {
-  const h = standin();
-  await seed(h, 2);
-  const noFormat: Pairs = [["module", "API"]];
-  const added = await send(h, {
-    query: [...noFormat, ["method", "SitesManager.addSite"]],
-    body: [["token_auth", TOKEN], ...addSiteArgs("xml.example")],
-  });
-  expect(added, 200, XML_TYPE, `${XML_HEAD}<result>3</result>`);
-  const found = await send(h, {
-    query: [...noFormat, ["method", "SitesManager.getSitesIdFromSiteUrl"]],
-    body: [["token_auth", TOKEN], ["url", "https://xml.example"]],
-  });
-  expect(
-    found,
-    200,
-    XML_TYPE,
-    `${XML_HEAD}<result>\n\t<row>\n\t\t<idsite>3</idsite>\n\t</row>\n</result>`,
-  );
-  const notFound = await send(h, {
-    query: [...noFormat, ["method", "SitesManager.getSitesIdFromSiteUrl"]],
-    body: [["token_auth", TOKEN], ["url", "https://nowhere.example"]],
-  });
-  expect(notFound, 200, XML_TYPE, `${XML_HEAD}<result />`);
-  // The reference table prints these compacted, without the declaration: same content.
-  const compact = (xml: string) => xml.replace(XML_HEAD, "").replace(/>\s+</g, "><");
-  assert.equal(compact(found.body), "<result><row><idsite>3</idsite></row></result>");
-});
-
 Deno.test("format=json in lower case answers JSON", async () => {
   const h = standin();
   expect(
@@ -457,16 +426,6 @@ Deno.test("format=json in lower case answers JSON", async () => {
     200,
     JSON_TYPE,
     '{"value":1}',
-  );
-});
-
-Deno.test("an unknown SitesManager method answers the exact 'does not exist' error", async () => {
-  const h = standin();
-  expect(
-    await post(h, "SitesManager.noSuchMethod", []),
-    200,
-    JSON_TYPE,
-    `{"result":"error","message":"The method 'noSuchMethod' does not exist or is not available in the module '\\\\Piwik\\\\Plugins\\\\SitesManager\\\\API'."}`,
   );
 });
 
@@ -549,6 +508,53 @@ Deno.test("only_allow_secure_auth_tokens = 1: a valid token via GET gets 401, vi
 
 // ---- The rest of the modelled API ---------------------------------------------------------------
 
+const NOT_LAST =
+  `{"result":"error","message":"It is not possible to delete this website as it is the only registered website. Add a new website first, then delete this one."}`;
+
+Deno.test("deleteSite removes a site; its URL is then found no more", async () => {
+  const h = standin();
+  await seed(h, 2);
+  expect(
+    await post(h, "SitesManager.deleteSite", [["idSite", "1"]]),
+    200,
+    JSON_TYPE,
+    '{"result":"success","message":"ok"}',
+  );
+  const lookup = [["url", "https://seed-1.example"]] as Pairs;
+  expect(await post(h, "SitesManager.getSitesIdFromSiteUrl", lookup), 200, JSON_TYPE, "[]");
+  assert.equal(
+    (await post(h, "SitesManager.addSite", addSiteArgs("new.example"))).body,
+    '{"value":3}',
+  );
+});
+
+Deno.test("deleteSite refuses an unknown id, the last site and a caller without the token", async () => {
+  const h = standin();
+  await seed(h, 1);
+  expect(
+    await post(h, "SitesManager.deleteSite", [["idSite", "9"]]),
+    200,
+    JSON_TYPE,
+    `{"result":"error","message":"website id = 9 not found"}`,
+  );
+  expect(await post(h, "SitesManager.deleteSite", [["idSite", "1"]]), 200, JSON_TYPE, NOT_LAST);
+  expect(
+    await post(h, "SitesManager.deleteSite", []),
+    200,
+    JSON_TYPE,
+    `{"result":"error","message":"Please specify a value for 'idSite'."}`,
+  );
+  const anonymous = await send(h, {
+    query: apiQuery("SitesManager.deleteSite"),
+    body: [["idSite", "1"]],
+  });
+  assert.equal(anonymous.status, 401);
+  assert.equal(
+    anonymous.body,
+    `{"result":"error","message":"You can't access this resource as it requires a 'superuser' access."}`,
+  );
+});
+
 Deno.test("/ serves the API like /index.php; any other path is nginx's 404", async () => {
   const h = standin();
   const root = await send(h, {
@@ -557,7 +563,10 @@ Deno.test("/ serves the API like /index.php; any other path is nginx's 404", asy
     body: [["token_auth", TOKEN], ...addSiteArgs("example.com")],
   });
   assert.deepEqual([root.status, root.body], [200, '{"value":1}']);
-  const other = await send(h, { path: "/api.php", query: apiQuery("API.getMatomoVersion") });
+  const other = await send(h, {
+    path: "/api.php",
+    query: apiQuery("SitesManager.getSitesIdFromSiteUrl"),
+  });
   assert.equal(other.status, 404);
   assert.ok(other.body.includes("<center><h1>404 Not Found</h1></center>"));
 });
@@ -588,25 +597,6 @@ Deno.test("urls[]= entries become main URL and aliases in order, cleaned and de-
   const [site] = await (await control(h, "GET sites")).json();
   assert.equal(site.main_url, "https://one.example");
   assert.deepEqual(site.alias_urls, ["http://two.example"]);
-});
-
-Deno.test("a multipart/form-data body is read like a urlencoded one", async () => {
-  const h = standin();
-  const form = new FormData();
-  form.append("token_auth", TOKEN);
-  form.append("siteName", "multipart.example");
-  form.append("urls[0]", "https://multipart.example");
-  const res = await h(
-    new Request(
-      `http://127.0.0.1/index.php?${new URLSearchParams(apiQuery("SitesManager.addSite"))}`,
-      {
-        method: "POST",
-        body: form,
-      },
-    ),
-    client("127.0.0.1"),
-  );
-  assert.equal(await res.text(), '{"value":1}');
 });
 
 Deno.test("a form body without the form Content-Type is ignored, as PHP ignores it", async () => {
@@ -651,111 +641,18 @@ Deno.test("addSite refuses a URL that does not look like one, and an unknown tim
   );
 });
 
-Deno.test("getSiteFromId returns the row; unknown ids and anonymous callers get errors", async () => {
-  const h = standin({ now: () => Date.UTC(2025, 5, 1, 12, 30, 5) });
-  await post(h, "SitesManager.addSite", [
-    ["siteName", "example.com"],
-    ["urls[0]", "https://example.com"],
-    ["urls[1]", "https://alias.example"],
-    ["currency", "EUR"],
-  ]);
-  const row = JSON.parse((await post(h, "SitesManager.getSiteFromId", [["idSite", "1"]])).body);
-  assert.equal(row.idsite, 1);
-  assert.equal(row.main_url, "https://example.com");
-  assert.equal(row.ts_created, "2025-06-01 12:30:05");
-  assert.equal(row.currency_name, "Euro");
-  assert.equal(row.timezone, "UTC");
-  assert.equal("alias_urls" in row, false);
-  expect(
-    await post(h, "SitesManager.getSiteFromId", [["idSite", "999"]]),
-    200,
-    JSON_TYPE,
-    `{"result":"error","message":"An unexpected website was found in the request: website id was set to '999' ."}`,
-  );
-  expect(
-    await send(h, { query: apiQuery("SitesManager.getSiteFromId"), body: [["idSite", "1"]] }),
-    401,
-    JSON_TYPE,
-    `{"result":"error","message":"You can't access this resource as it requires 'view' access for the website id = 1."}`,
-  );
-});
-
-Deno.test("getSiteFromId in JSON escapes slashes as PHP json_encode does", async () => {
-  const h = standin();
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
-  const body = (await post(h, "SitesManager.getSiteFromId", [["idSite", "1"]])).body;
-  assert.ok(body.includes('"main_url":"https:\\/\\/example.com"'), body);
-});
-
-Deno.test("getSitesWithAdminAccess lists every site for the super user, [] for anonymous", async () => {
-  const h = standin();
-  await post(h, "SitesManager.addSite", addSiteArgs("a.example"));
-  await post(h, "SitesManager.addSite", [...addSiteArgs("b.example"), [
-    "urls[1]",
-    "https://b2.example",
-  ]]);
-  const all = JSON.parse((await post(h, "SitesManager.getSitesWithAdminAccess", [])).body);
-  assert.deepEqual(all.map((s: { idsite: number }) => s.idsite), [1, 2]);
-  const withAliases = JSON.parse(
-    (await post(h, "SitesManager.getSitesWithAdminAccess", [["fetchAliasUrls", "1"], [
-      "pattern",
-      "b2",
-    ]])).body,
-  );
-  assert.deepEqual(withAliases.map((s: { alias_urls: string[] }) => s.alias_urls), [[
-    "https://b2.example",
-  ]]);
-  expect(
-    await send(h, { query: apiQuery("SitesManager.getSitesWithAdminAccess") }),
-    200,
-    JSON_TYPE,
-    "[]",
-  );
-});
-
-Deno.test("getSitesWithAdminAccess in XML wraps each site in a row", async () => {
-  const h = standin({ now: () => Date.UTC(2025, 0, 2, 3, 4, 5) });
-  await post(h, "SitesManager.addSite", addSiteArgs("a.example"));
-  const xml = (await send(h, {
-    query: apiQuery("SitesManager.getSitesWithAdminAccess", "xml"),
-    body: [["token_auth", TOKEN]],
-  })).body;
-  assert.ok(
-    xml.startsWith(
-      `${XML_HEAD}<result>\n\t<row>\n\t\t<idsite>1</idsite>\n\t\t<name>a.example</name>\n`,
-    ),
-  );
-  assert.ok(xml.includes("\t\t<sitesearch_keyword_parameters />\n"));
-  assert.ok(xml.endsWith("\t</row>\n</result>"));
-});
-
-Deno.test("API.getMatomoVersion answers 5.0.2 to the super user and 401 to anonymous", async () => {
-  const h = standin();
-  expect(await post(h, "API.getMatomoVersion", []), 200, JSON_TYPE, '{"value":"5.0.2"}');
-  const anonymous = await send(h, { query: apiQuery("API.getMatomoVersion") });
-  assert.equal(anonymous.status, 401);
-});
-
-Deno.test("an API error in XML is an <error message=…/> element", async () => {
-  const h = standin();
-  expect(
-    await send(h, {
-      query: apiQuery("SitesManager.addSite", "xml"),
-      body: [["token_auth", TOKEN]],
-    }),
-    200,
-    XML_TYPE,
-    `${XML_HEAD}<result>\n\t<error message="Please specify a value for 'siteName'." />\n</result>`,
-  );
-});
-
 Deno.test("what the stand-in does not model is a 400 text/plain marked not-modelled", async () => {
   const h = standin();
   for (
     const spec of [
       { query: apiQuery("SitesManager.updateSite"), body: [["token_auth", TOKEN]] },
+      { query: apiQuery("SitesManager.noSuchMethod"), body: [["token_auth", TOKEN]] },
       { query: apiQuery("UsersManager.getUsers"), body: [["token_auth", TOKEN]] },
-      { query: apiQuery("API.getMatomoVersion", "csv"), body: [["token_auth", TOKEN]] },
+      { query: apiQuery("SitesManager.addSite", "xml"), body: [["token_auth", TOKEN]] },
+      {
+        query: [["module", "API"], ["method", "SitesManager.addSite"]],
+        body: [["token_auth", TOKEN]],
+      },
       { query: [["module", "CoreHome"]] },
     ] as CallSpec[]
   ) {
@@ -842,7 +739,7 @@ Deno.test("control: POST reset empties sites, log, fault and the brute-force cou
   const h = standin();
   await seed(h, 2);
   for (let i = 0; i < 21; i++) await post(h, "SitesManager.addSite", [], WRONG_TOKEN);
-  await control(h, "POST fault", { mode: "error500", methods: ["API.getMatomoVersion"] });
+  await control(h, "POST fault", { mode: "error500", methods: ["SitesManager.addSite"] });
   assert.equal((await control(h, "POST reset")).status, 200);
   assert.deepEqual(await (await control(h, "GET sites")).json(), []);
   assert.deepEqual(await (await control(h, "GET requests")).json(), []);
@@ -853,14 +750,14 @@ Deno.test("control: POST reset empties sites, log, fault and the brute-force cou
     JSON_TYPE,
     '{"value":1}',
   );
-  expect(await post(h, "API.getMatomoVersion", []), 200, JSON_TYPE, '{"value":"5.0.2"}');
+  expect(await post(h, "SitesManager.deleteSite", [["idSite", "1"]]), 200, JSON_TYPE, NOT_LAST);
 });
 
 Deno.test("control: POST unblock lifts the brute-force block and keeps the sites", async () => {
   const h = standin();
   await seed(h, 1);
   for (let i = 0; i < 21; i++) await post(h, "SitesManager.addSite", [], WRONG_TOKEN);
-  assert.equal((await post(h, "API.getMatomoVersion", [])).status, 500);
+  assert.equal((await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "x"]])).status, 500);
   await control(h, "POST unblock");
   expect(
     await post(h, "SitesManager.addSite", addSiteArgs("b.example")),
@@ -873,7 +770,10 @@ Deno.test("control: POST unblock lifts the brute-force block and keeps the sites
 Deno.test("fault unavailable answers like nginx with PHP-FPM down: 502, or 503 when asked", async () => {
   const h = standin();
   await control(h, "POST fault", { mode: "unavailable" });
-  const bad = await h(request({ query: apiQuery("API.getMatomoVersion") }), client("127.0.0.1"));
+  const bad = await h(
+    request({ query: apiQuery("SitesManager.getSitesIdFromSiteUrl") }),
+    client("127.0.0.1"),
+  );
   assert.deepEqual([bad.status, bad.headers.get("content-type"), bad.headers.get("server")], [
     502,
     "text/html",
@@ -881,7 +781,7 @@ Deno.test("fault unavailable answers like nginx with PHP-FPM down: 502, or 503 w
   ]);
   assert.ok((await bad.text()).includes("<center><h1>502 Bad Gateway</h1></center>"));
   await control(h, "POST fault", { mode: "unavailable", status: 503 });
-  const busy = await send(h, { query: apiQuery("API.getMatomoVersion") });
+  const busy = await send(h, { query: apiQuery("SitesManager.getSitesIdFromSiteUrl") });
   assert.equal(busy.status, 503);
   assert.ok(busy.body.includes("503 Service Temporarily Unavailable"));
 });
@@ -907,7 +807,9 @@ Deno.test("fault with count is transient: only the next n matching requests fail
   const h = standin();
   await control(h, "POST fault", { mode: "unavailable", count: 2 });
   const statuses = [];
-  for (let i = 0; i < 3; i++) statuses.push((await post(h, "API.getMatomoVersion", [])).status);
+  for (let i = 0; i < 3; i++) {
+    statuses.push((await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "x"]])).status);
+  }
   assert.deepEqual(statuses, [502, 502, 200]);
   assert.deepEqual(await (await control(h, "GET fault")).json(), { fault: null });
   const log = await (await control(h, "GET requests")).json();
@@ -922,7 +824,10 @@ Deno.test("fault hang never answers until reset, which releases it with nginx's 
   const h = standin();
   await control(h, "POST fault", { mode: "hang" });
   let settled = false;
-  const pending = h(request({ query: apiQuery("API.getMatomoVersion") }), client("127.0.0.1"))
+  const pending = h(
+    request({ query: apiQuery("SitesManager.getSitesIdFromSiteUrl") }),
+    client("127.0.0.1"),
+  )
     .then((res) => {
       settled = true;
       return res;
@@ -942,7 +847,7 @@ Deno.test("fault hang lets go when the client gives up", async () => {
   await control(h, "POST fault", { mode: "hang" });
   const abort = new AbortController();
   const pending = h(
-    request({ query: apiQuery("API.getMatomoVersion"), signal: abort.signal }),
+    request({ query: apiQuery("SitesManager.getSitesIdFromSiteUrl"), signal: abort.signal }),
     client("127.0.0.1"),
   );
   abort.abort();
@@ -954,7 +859,10 @@ Deno.test("fault hang lets go when the client gives up", async () => {
 Deno.test("fault close gives a response whose body fails, so no byte reaches the client", async () => {
   const h = standin();
   await control(h, "POST fault", { mode: "close" });
-  const res = await h(request({ query: apiQuery("API.getMatomoVersion") }), client("127.0.0.1"));
+  const res = await h(
+    request({ query: apiQuery("SitesManager.getSitesIdFromSiteUrl") }),
+    client("127.0.0.1"),
+  );
   await assert.rejects(res.text(), /connection dropped/);
   const [entry] = await (await control(h, "GET requests")).json();
   assert.deepEqual([entry.fault, entry.status], ["close", null]);
@@ -966,7 +874,7 @@ Deno.test("fault none clears the fault", async () => {
   assert.deepEqual(await (await control(h, "POST fault", { mode: "none" })).json(), {
     fault: null,
   });
-  assert.equal((await post(h, "API.getMatomoVersion", [])).status, 200);
+  assert.equal((await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "x"]])).status, 200);
 });
 
 Deno.test("control: a bad fault body is 400 with the reason, and the fault is unchanged", async () => {
