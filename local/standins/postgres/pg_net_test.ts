@@ -1,7 +1,7 @@
 // The pg_net stand-in (extension + worker.ts) against the Postgres of a running local stack.
 
 import assert from "node:assert/strict";
-import { connectStackDb, eventually, type Sql } from "./test_helpers.ts";
+import { connectStackDb, dbTest, eventually, type Sql } from "./test_helpers.ts";
 
 interface Received {
   method: string;
@@ -73,38 +73,43 @@ function responseOf(sql: Sql, id: string): Promise<ResponseRow> {
   });
 }
 
-Deno.test("net.http_post, http_get and http_delete have pg_net's signatures and defaults", async () => {
-  await withPgNet(async (sql) => {
-    const rows = await sql<{ name: string; args: string }[]>`
+dbTest(
+  "net.http_post, http_get and http_delete have pg_net's signatures and defaults",
+  async () => {
+    await withPgNet(async (sql) => {
+      const rows = await sql<{ name: string; args: string }[]>`
       select p.proname as name, pg_get_function_arguments(p.oid) as args
       from pg_proc p where p.pronamespace = 'net'::regnamespace
         and p.proname in ('http_get', 'http_post', 'http_delete')
       order by p.proname`;
-    assert.deepEqual(rows.map((row) => ({ ...row })), [
-      {
-        name: "http_delete",
-        args: "url text, params jsonb DEFAULT '{}'::jsonb, headers jsonb DEFAULT '{}'::jsonb, " +
-          "timeout_milliseconds integer DEFAULT 5000, body jsonb DEFAULT NULL::jsonb",
-      },
-      {
-        name: "http_get",
-        args: "url text, params jsonb DEFAULT '{}'::jsonb, headers jsonb DEFAULT '{}'::jsonb, " +
-          "timeout_milliseconds integer DEFAULT 5000",
-      },
-      {
-        name: "http_post",
-        args: "url text, body jsonb DEFAULT '{}'::jsonb, params jsonb DEFAULT '{}'::jsonb, " +
-          `headers jsonb DEFAULT '{"Content-Type": "application/json"}'::jsonb, ` +
-          "timeout_milliseconds integer DEFAULT 5000",
-      },
-    ]);
-  });
-});
+      assert.deepEqual(rows.map((row) => ({ ...row })), [
+        {
+          name: "http_delete",
+          args: "url text, params jsonb DEFAULT '{}'::jsonb, headers jsonb DEFAULT '{}'::jsonb, " +
+            "timeout_milliseconds integer DEFAULT 5000, body jsonb DEFAULT NULL::jsonb",
+        },
+        {
+          name: "http_get",
+          args: "url text, params jsonb DEFAULT '{}'::jsonb, headers jsonb DEFAULT '{}'::jsonb, " +
+            "timeout_milliseconds integer DEFAULT 5000",
+        },
+        {
+          name: "http_post",
+          args: "url text, body jsonb DEFAULT '{}'::jsonb, params jsonb DEFAULT '{}'::jsonb, " +
+            `headers jsonb DEFAULT '{"Content-Type": "application/json"}'::jsonb, ` +
+            "timeout_milliseconds integer DEFAULT 5000",
+        },
+      ]);
+    });
+  },
+);
 
-Deno.test("a committed net.http_post reaches the receiver and its response lands in net._http_response", async () => {
-  await withPgNet((sql) =>
-    withReceiver(async (base, received) => {
-      const [{ id }] = await sql<{ id: string }[]>`
+dbTest(
+  "a committed net.http_post reaches the receiver and its response lands in net._http_response",
+  async () => {
+    await withPgNet((sql) =>
+      withReceiver(async (base, received) => {
+        const [{ id }] = await sql<{ id: string }[]>`
         select net.http_post(
           url := ${base + "/ok"},
           body := ${sql.json({ site_id: "s-1", nested: { n: 1 } })},
@@ -113,63 +118,67 @@ Deno.test("a committed net.http_post reaches the receiver and its response lands
           timeout_milliseconds := 3000
         ) as id`;
 
-      const response = await responseOf(sql, id);
-      const [request] = received;
-      assert.equal(received.length, 1);
-      assert.equal(request.method, "POST");
-      assert.equal(request.path, "/ok?a%20b=c%26d");
-      assert.equal(request.headers.get("apikey"), "k-test");
-      assert.equal(request.headers.get("content-type"), "application/json");
-      assert.equal(request.headers.get("user-agent"), "pg_net/0.20.4");
-      assert.deepEqual(JSON.parse(request.body), { site_id: "s-1", nested: { n: 1 } });
+        const response = await responseOf(sql, id);
+        const [request] = received;
+        assert.equal(received.length, 1);
+        assert.equal(request.method, "POST");
+        assert.equal(request.path, "/ok?a%20b=c%26d");
+        assert.equal(request.headers.get("apikey"), "k-test");
+        assert.equal(request.headers.get("content-type"), "application/json");
+        assert.equal(request.headers.get("user-agent"), "pg_net/0.20.4");
+        assert.deepEqual(JSON.parse(request.body), { site_id: "s-1", nested: { n: 1 } });
 
-      assert.equal(response.status_code, 201);
-      assert.equal(response.content_type, "application/json");
-      assert.equal(response.headers?.["x-reply"], "yes");
-      assert.deepEqual(JSON.parse(response.content ?? "null"), { ok: true });
-      assert.equal(response.timed_out, false);
-      assert.equal(response.error_msg, null);
-    })
-  );
-});
+        assert.equal(response.status_code, 201);
+        assert.equal(response.content_type, "application/json");
+        assert.equal(response.headers?.["x-reply"], "yes");
+        assert.deepEqual(JSON.parse(response.content ?? "null"), { ok: true });
+        assert.equal(response.timed_out, false);
+        assert.equal(response.error_msg, null);
+      })
+    );
+  },
+);
 
-Deno.test("a queued request is sent only once its transaction commits, and never after a rollback", async () => {
-  await withPgNet((sql) =>
-    withReceiver(async (base, received) => {
-      const session = await sql.reserve();
-      try {
-        await session`begin`;
-        const [{ id: committedId }] = await session<{ id: string }[]>`
+dbTest(
+  "a queued request is sent only once its transaction commits, and never after a rollback",
+  async () => {
+    await withPgNet((sql) =>
+      withReceiver(async (base, received) => {
+        const session = await sql.reserve();
+        try {
+          await session`begin`;
+          const [{ id: committedId }] = await session<{ id: string }[]>`
           select net.http_post(url := ${base + "/committed"}) as id`;
-        // The worker polls every second as well: it must not see the uncommitted row.
-        await new Promise((resolve) => setTimeout(resolve, 1500));
-        assert.equal(received.length, 0);
-        await session`commit`;
-        await responseOf(sql, committedId);
-        assert.deepEqual(received.map((r) => r.path), ["/committed"]);
+          // The worker polls every second as well: it must not see the uncommitted row.
+          await new Promise((resolve) => setTimeout(resolve, 1500));
+          assert.equal(received.length, 0);
+          await session`commit`;
+          await responseOf(sql, committedId);
+          assert.deepEqual(received.map((r) => r.path), ["/committed"]);
 
-        await session`begin`;
-        const [{ id: rolledBackId }] = await session<{ id: string }[]>`
+          await session`begin`;
+          const [{ id: rolledBackId }] = await session<{ id: string }[]>`
           select net.http_post(url := ${base + "/rolled-back"}) as id`;
-        await session`rollback`;
-        // Requests go out in id order, so once a later one is answered the earlier one is gone.
-        const [{ id: laterId }] = await sql<{ id: string }[]>`
+          await session`rollback`;
+          // Requests go out in id order, so once a later one is answered the earlier one is gone.
+          const [{ id: laterId }] = await sql<{ id: string }[]>`
           select net.http_post(url := ${base + "/later"}) as id`;
-        await responseOf(sql, laterId);
+          await responseOf(sql, laterId);
 
-        assert.deepEqual(received.map((r) => r.path), ["/committed", "/later"]);
-        const leftovers = await sql`
+          assert.deepEqual(received.map((r) => r.path), ["/committed", "/later"]);
+          const leftovers = await sql`
           select id from net.http_request_queue where id = ${rolledBackId}
           union all select id from net._http_response where id = ${rolledBackId}`;
-        assert.equal(leftovers.length, 0);
-      } finally {
-        session.release();
-      }
-    })
-  );
-});
+          assert.equal(leftovers.length, 0);
+        } finally {
+          session.release();
+        }
+      })
+    );
+  },
+);
 
-Deno.test("a request slower than timeout_milliseconds is recorded as timed out", async () => {
+dbTest("a request slower than timeout_milliseconds is recorded as timed out", async () => {
   await withPgNet((sql) =>
     withReceiver(async (base) => {
       const [{ id }] = await sql<{ id: string }[]>`
@@ -189,7 +198,7 @@ Deno.test("a request slower than timeout_milliseconds is recorded as timed out",
   );
 });
 
-Deno.test("an unreachable server is recorded with libcurl's error text", async () => {
+dbTest("an unreachable server is recorded with libcurl's error text", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const closedPort = listener.addr.port;
   listener.close();
@@ -204,32 +213,35 @@ Deno.test("an unreachable server is recorded with libcurl's error text", async (
   });
 });
 
-Deno.test("net.http_get and net.http_delete send their method, url-encoded params, headers and body", async () => {
-  await withPgNet((sql) =>
-    withReceiver(async (base, received) => {
-      const [{ id: getId }] = await sql<{ id: string }[]>`
+dbTest(
+  "net.http_get and net.http_delete send their method, url-encoded params, headers and body",
+  async () => {
+    await withPgNet((sql) =>
+      withReceiver(async (base, received) => {
+        const [{ id: getId }] = await sql<{ id: string }[]>`
         select net.http_get(
           url := ${base + "/get?fixed=1"},
           params := ${sql.json({ q: "x y/ü" })},
           headers := ${sql.json({ "x-trace": "t1" })}
         ) as id`;
-      const [{ id: deleteId }] = await sql<{ id: string }[]>`
+        const [{ id: deleteId }] = await sql<{ id: string }[]>`
         select net.http_delete(url := ${base + "/delete"}, body := ${sql.json({ k: 1 })}) as id`;
-      assert.equal((await responseOf(sql, getId)).status_code, 204);
-      assert.equal((await responseOf(sql, deleteId)).status_code, 204);
+        assert.equal((await responseOf(sql, getId)).status_code, 204);
+        assert.equal((await responseOf(sql, deleteId)).status_code, 204);
 
-      const get = received.find((r) => r.path.startsWith("/get"));
-      const del = received.find((r) => r.path.startsWith("/delete"));
-      assert.equal(get?.method, "GET");
-      assert.equal(get?.path, "/get?fixed=1&q=x%20y%2F%C3%BC");
-      assert.equal(get?.headers.get("x-trace"), "t1");
-      assert.equal(del?.method, "DELETE");
-      assert.deepEqual(JSON.parse(del?.body ?? "null"), { k: 1 });
-    })
-  );
-});
+        const get = received.find((r) => r.path.startsWith("/get"));
+        const del = received.find((r) => r.path.startsWith("/delete"));
+        assert.equal(get?.method, "GET");
+        assert.equal(get?.path, "/get?fixed=1&q=x%20y%2F%C3%BC");
+        assert.equal(get?.headers.get("x-trace"), "t1");
+        assert.equal(del?.method, "DELETE");
+        assert.deepEqual(JSON.parse(del?.body ?? "null"), { k: 1 });
+      })
+    );
+  },
+);
 
-Deno.test("net.http_post refuses a Content-Type other than application/json", async () => {
+dbTest("net.http_post refuses a Content-Type other than application/json", async () => {
   await withPgNet(async (sql) => {
     const url = `http://127.0.0.1:9/refused-${crypto.randomUUID()}`;
     await assert.rejects(
@@ -243,7 +255,7 @@ Deno.test("net.http_post refuses a Content-Type other than application/json", as
   });
 });
 
-Deno.test("net.http_post refuses a malformed url", async () => {
+dbTest("net.http_post refuses a malformed url", async () => {
   await withPgNet(async (sql) => {
     await assert.rejects(
       sql`select net.http_post(url := 'not a url')`,
@@ -252,32 +264,35 @@ Deno.test("net.http_post refuses a malformed url", async () => {
   });
 });
 
-Deno.test("a batch is committed whole: a fast answer waits for the slow request queued with it", async () => {
-  await withPgNet((sql) =>
-    withReceiver(async (base, received) => {
-      const [{ slow, fast }] = await sql<{ slow: string; fast: string }[]>`
+dbTest(
+  "a batch is committed whole: a fast answer waits for the slow request queued with it",
+  async () => {
+    await withPgNet((sql) =>
+      withReceiver(async (base, received) => {
+        const [{ slow, fast }] = await sql<{ slow: string; fast: string }[]>`
         select net.http_post(url := ${base + "/slow"}, timeout_milliseconds := 800) as slow,
                net.http_post(url := ${base + "/ok"}) as fast`;
-      await eventually(
-        "the fast request to arrive",
-        () => Promise.resolve(received.some((r) => r.path === "/ok") || undefined),
-      );
-      // Well before the slow request's 800 ms deadline, but long after the fast answer came back.
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const [early] = await sql`select id from net._http_response where id = ${fast}`;
-      assert.equal(early, undefined, "the fast answer must not be visible before the batch ends");
+        await eventually(
+          "the fast request to arrive",
+          () => Promise.resolve(received.some((r) => r.path === "/ok") || undefined),
+        );
+        // Well before the slow request's 800 ms deadline, but long after the fast answer came back.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const [early] = await sql`select id from net._http_response where id = ${fast}`;
+        assert.equal(early, undefined, "the fast answer must not be visible before the batch ends");
 
-      const slowRow = await responseOf(sql, slow);
-      const [times] = await sql<{ same: boolean }[]>`
+        const slowRow = await responseOf(sql, slow);
+        const [times] = await sql<{ same: boolean }[]>`
         select count(distinct created) = 1 as same from net._http_response
         where id in (${slow}, ${fast})`;
-      assert.equal(slowRow.timed_out, true);
-      assert.equal(times.same, true);
-    })
-  );
-});
+        assert.equal(slowRow.timed_out, true);
+        assert.equal(times.same, true);
+      })
+    );
+  },
+);
 
-Deno.test("responses older than pg_net.ttl are deleted by the worker", async () => {
+dbTest("responses older than pg_net.ttl are deleted by the worker", async () => {
   await withPgNet(async (sql) => {
     const [{ id }] = await sql<{ id: string }[]>`
       insert into net._http_response (id, status_code, created)
@@ -290,7 +305,7 @@ Deno.test("responses older than pg_net.ttl are deleted by the worker", async () 
   });
 });
 
-Deno.test("net.worker_restart() makes the worker reconnect, and requests still go out", async () => {
+dbTest("net.worker_restart() makes the worker reconnect, and requests still go out", async () => {
   await withPgNet((sql) =>
     withReceiver(async (base) => {
       const workerPids = () =>
