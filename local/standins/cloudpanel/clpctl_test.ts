@@ -127,6 +127,20 @@ function names(tag: string): { domain: string; user: string } {
   return { domain: `${tag}-${id}.com`, user: `${tag}${id}` };
 }
 
+/** Runs `body` on a site added for it (a fresh domain and user), deleted afterwards. */
+async function withSite(
+  tag: string,
+  body: (domain: string, user: string) => Promise<void>,
+): Promise<void> {
+  const { domain, user } = names(tag);
+  try {
+    assert.equal((await addSite(domain, user)).code, 0);
+    await body(domain, user);
+  } finally {
+    await deleteSite(domain);
+  }
+}
+
 async function withFault(
   domain: string,
   fault: string,
@@ -208,10 +222,7 @@ sshTest("site:add:static trims and lowercases the domain name", async () => {
 });
 
 sshTest("adding an existing domain is refused, with one line per taken field", async () => {
-  const { domain, user } = names("dup");
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
-
+  await withSite("dup", async (domain, user) => {
     const sameDomain = await addSite(domain, `${user}x`);
     assert.deepEqual(sameDomain, {
       code: 1,
@@ -225,9 +236,7 @@ sshTest("adding an existing domain is refused, with one line per taken field", a
       stderr: "",
     });
     assert.equal((await inventory(`select id from site where user = '${user}x'`)).length, 0);
-  } finally {
-    await deleteSite(domain);
-  }
+  });
 });
 
 sshTest("an apex domain collides with its www twin, and the reverse", async () => {
@@ -313,9 +322,7 @@ sshTest("an unknown option or command is a Symfony error on stderr, exit 1", asy
 });
 
 sshTest("lets-encrypt:install:certificate records a Let's Encrypt certificate", async () => {
-  const { domain, user } = names("cert");
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
+  await withSite("cert", async (domain) => {
     const run = await installCertificate(domain);
     assert.deepEqual(run, {
       code: 0,
@@ -323,9 +330,7 @@ sshTest("lets-encrypt:install:certificate records a Let's Encrypt certificate", 
       stderr: "",
     });
     assert.equal((await siteRow(domain))[0].certificate_type, 2);
-  } finally {
-    await deleteSite(domain);
-  }
+  });
 });
 
 sshTest("lets-encrypt:install:certificate on a missing site says it does not exist", async () => {
@@ -379,16 +384,12 @@ sshTest(
 );
 
 sshTest("a fault marked 'once' fires one time only", async () => {
-  const { domain, user } = names("once");
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
+  await withSite("once", async (domain) => {
     await withFault(domain, "cert", "dns once", async () => {
       assert.match((await installCertificate(domain)).stdout, /acme:error:dns/);
       assert.equal((await installCertificate(domain)).code, 0);
     });
-  } finally {
-    await deleteSite(domain);
-  }
+  });
 });
 
 sshTest(
@@ -471,9 +472,7 @@ sshTest("site:delete --force removes the row, the user and the home", async () =
 });
 
 sshTest("site:delete without --force and without a TTY prompts and deletes nothing", async () => {
-  const { domain, user } = names("keep");
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
+  await withSite("keep", async (domain) => {
     const run = await clpctl(`site:delete --domainName=${q(domain)}`);
     assert.deepEqual(run, {
       code: 0,
@@ -481,9 +480,7 @@ sshTest("site:delete without --force and without a TTY prompts and deletes nothi
       stderr: `Confirm to delete the site: ${domain} (yes/no): `,
     });
     assert.equal((await siteRow(domain)).length, 1);
-  } finally {
-    await deleteSite(domain);
-  }
+  });
 });
 
 sshTest("deploy runs clpctl and the read-only checks through sudo -n", async () => {
@@ -544,9 +541,7 @@ sshTest("calls.log records verb, domain and exit code, with the password masked"
 });
 
 sshTest("the host's /etc/passwd, /home and /usr/bin stay untouched", async () => {
-  const { domain, user } = names("host");
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
+  await withSite("host", async (_domain, user) => {
     assert.equal((await ssh("root", `getent passwd ${q(user)} deploy >/dev/null`)).code, 0);
     assert.equal(await inHostPasswd(user), false);
     assert.equal(await inHostPasswd("deploy"), false);
@@ -554,9 +549,7 @@ sshTest("the host's /etc/passwd, /home and /usr/bin stay untouched", async () =>
     assert.equal(await exists("/home/clp"), false);
     assert.equal(await exists("/usr/bin/clpctl"), false);
     assert.equal(await exists("/etc/sudoers.d/deploy-clpctl"), false);
-  } finally {
-    await deleteSite(domain);
-  }
+  });
 });
 
 sshTest("the published settings let npm:ssh2 log in with the pinned host key", async () => {

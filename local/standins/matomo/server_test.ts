@@ -88,7 +88,7 @@ function addSiteArgs(domain: string): Pairs {
 
 async function seed(h: MatomoStandinHandler, count: number): Promise<void> {
   for (let i = 1; i <= count; i++) {
-    const answer = await post(h, "SitesManager.addSite", addSiteArgs(`seed-${i}.example`));
+    const answer = await addSite(h, `seed-${i}.example`);
     assert.equal(answer.body, `{"value":${i}}`);
   }
 }
@@ -109,45 +109,44 @@ function expect(answer: Answer, status: number, type: string, body: string): voi
   assert.deepEqual(answer, { status, type, body });
 }
 
+/** An API answer of HTTP 200 in JSON with exactly this body. */
+function ok(answer: Answer, body: string): void {
+  expect(answer, 200, JSON_TYPE, body);
+}
+
+function addSite(h: MatomoStandinHandler, domain: string): Promise<Answer> {
+  return post(h, "SitesManager.addSite", addSiteArgs(domain));
+}
+
+function lookup(h: MatomoStandinHandler, url: string): Promise<Answer> {
+  return post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", url]]);
+}
+
 // ---- The observed table, row by row -------------------------------------------------------------
 
 Deno.test('addSite with a valid token in the POST body answers {"value":1}', async () => {
   const h = standin();
-  expect(
-    await post(h, "SitesManager.addSite", addSiteArgs("example.com")),
-    200,
-    JSON_TYPE,
-    '{"value":1}',
-  );
+  ok(await addSite(h, "example.com"), '{"value":1}');
 });
 
 Deno.test("addSite does not deduplicate: the same name and URL again creates site 2", async () => {
   const h = standin();
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
-  expect(
-    await post(h, "SitesManager.addSite", addSiteArgs("example.com")),
-    200,
-    JSON_TYPE,
-    '{"value":2}',
-  );
+  await addSite(h, "example.com");
+  ok(await addSite(h, "example.com"), '{"value":2}');
 });
 
 Deno.test("addSite without siteName answers HTTP 200 with the 'Please specify' error", async () => {
   const h = standin();
-  expect(
+  ok(
     await post(h, "SitesManager.addSite", [["urls[0]", "https://example.com"]]),
-    200,
-    JSON_TYPE,
     `{"result":"error","message":"Please specify a value for 'siteName'."}`,
   );
 });
 
 Deno.test("addSite with an empty siteName answers the same error as a missing one", async () => {
   const h = standin();
-  expect(
+  ok(
     await post(h, "SitesManager.addSite", [["siteName", ""], ["urls[0]", "https://example.com"]]),
-    200,
-    JSON_TYPE,
     `{"result":"error","message":"Please specify a value for 'siteName'."}`,
   );
 });
@@ -155,24 +154,17 @@ Deno.test("addSite with an empty siteName answers the same error as a missing on
 Deno.test("addSite without any urls is accepted", async () => {
   const h = standin();
   await seed(h, 2);
-  expect(
-    await post(h, "SitesManager.addSite", [["siteName", "no-urls"]]),
-    200,
-    JSON_TYPE,
-    '{"value":3}',
-  );
+  ok(await post(h, "SitesManager.addSite", [["siteName", "no-urls"]]), '{"value":3}');
 });
 
 Deno.test("addSite with urls as a plain string (not an array) is accepted", async () => {
   const h = standin();
   await seed(h, 3);
-  expect(
+  ok(
     await post(h, "SitesManager.addSite", [["siteName", "string.example"], [
       "urls",
       "https://string.example",
     ]]),
-    200,
-    JSON_TYPE,
     '{"value":4}',
   );
   const sites = await (await control(h, "GET sites")).json();
@@ -182,10 +174,8 @@ Deno.test("addSite with urls as a plain string (not an array) is accepted", asyn
 Deno.test("addSite with urls[0]=not a url is accepted and stored as http://not a url", async () => {
   const h = standin();
   await seed(h, 5);
-  expect(
+  ok(
     await post(h, "SitesManager.addSite", [["siteName", "odd"], ["urls[0]", "not a url"]]),
-    200,
-    JSON_TYPE,
     '{"value":6}',
   );
   const sites = await (await control(h, "GET sites")).json();
@@ -194,31 +184,21 @@ Deno.test("addSite with urls[0]=not a url is accepted and stored as http://not a
 
 Deno.test("getSitesIdFromSiteUrl finds both duplicates, idsite as JSON integers", async () => {
   const h = standin();
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
-  expect(
-    await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "https://example.com"]]),
-    200,
-    JSON_TYPE,
-    '[{"idsite":1},{"idsite":2}]',
-  );
+  await addSite(h, "example.com");
+  await addSite(h, "example.com");
+  ok(await lookup(h, "https://example.com"), '[{"idsite":1},{"idsite":2}]');
 });
 
 Deno.test("getSitesIdFromSiteUrl answers [] for a URL no site has", async () => {
   const h = standin();
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
-  expect(
-    await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "https://not-there.example"]]),
-    200,
-    JSON_TYPE,
-    "[]",
-  );
+  await addSite(h, "example.com");
+  ok(await lookup(h, "https://not-there.example"), "[]");
 });
 
 Deno.test("getSitesIdFromSiteUrl normalises scheme, www., trailing slash and case", async () => {
   const h = standin();
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
+  await addSite(h, "example.com");
+  await addSite(h, "example.com");
   for (
     const url of [
       "http://example.com",
@@ -228,25 +208,18 @@ Deno.test("getSitesIdFromSiteUrl normalises scheme, www., trailing slash and cas
       "https://EXAMPLE.COM",
     ]
   ) {
-    expect(
-      await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", url]]),
-      200,
-      JSON_TYPE,
-      '[{"idsite":1},{"idsite":2}]',
-    );
+    ok(await lookup(h, url), '[{"idsite":1},{"idsite":2}]');
   }
 });
 
 Deno.test("getSitesIdFromSiteUrl keeps path and query, so a page URL finds nothing", async () => {
   const h = standin();
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
-  expect(
+  await addSite(h, "example.com");
+  ok(
     await post(h, "SitesManager.getSitesIdFromSiteUrl", [[
       "url",
       "https://example.com/some/page?x=1",
     ]]),
-    200,
-    JSON_TYPE,
     "[]",
   );
 });
@@ -259,20 +232,13 @@ Deno.test("getSitesIdFromSiteUrl matches an alias URL (urls[1])", async () => {
     ["urls[0]", "https://main.example"],
     ["urls[1]", "https://alias.example"],
   ]);
-  expect(
-    await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "https://alias.example"]]),
-    200,
-    JSON_TYPE,
-    '[{"idsite":5}]',
-  );
+  ok(await lookup(h, "https://alias.example"), '[{"idsite":5}]');
 });
 
 Deno.test("getSitesIdFromSiteUrl without url answers the 'Please specify' error", async () => {
   const h = standin();
-  expect(
+  ok(
     await post(h, "SitesManager.getSitesIdFromSiteUrl", []),
-    200,
-    JSON_TYPE,
     `{"result":"error","message":"Please specify a value for 'url'."}`,
   );
 });
@@ -352,14 +318,12 @@ Deno.test("addSite with no token or an empty token_auth= gets 401 'superuser' JS
 
 Deno.test("getSitesIdFromSiteUrl without a token answers 200 [] even when the site exists", async () => {
   const h = standin();
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
-  expect(
+  await addSite(h, "example.com");
+  ok(
     await send(h, {
       query: apiQuery("SitesManager.getSitesIdFromSiteUrl"),
       body: [["url", "https://example.com"]],
     }),
-    200,
-    JSON_TYPE,
     "[]",
   );
 });
@@ -367,26 +331,22 @@ Deno.test("getSitesIdFromSiteUrl without a token answers 200 [] even when the si
 Deno.test("a valid token in the GET query string is accepted for addSite and the lookup", async () => {
   const h = standin();
   await seed(h, 6);
-  expect(
+  ok(
     await send(h, {
       query: [...apiQuery("SitesManager.addSite"), ...addSiteArgs("get.example"), [
         "token_auth",
         TOKEN,
       ]],
     }),
-    200,
-    JSON_TYPE,
     '{"value":7}',
   );
-  expect(
+  ok(
     await send(h, {
       query: [...apiQuery("SitesManager.getSitesIdFromSiteUrl"), ["url", "https://get.example"], [
         "token_auth",
         TOKEN,
       ]],
     }),
-    200,
-    JSON_TYPE,
     '[{"idsite":7}]',
   );
 });
@@ -394,37 +354,28 @@ Deno.test("a valid token in the GET query string is accepted for addSite and the
 Deno.test("a valid token in the query string of a POST, arguments in the body, is accepted", async () => {
   const h = standin();
   await seed(h, 7);
-  expect(
+  ok(
     await send(h, {
       query: [...apiQuery("SitesManager.addSite"), ["token_auth", TOKEN]],
       body: addSiteArgs("mixed.example"),
     }),
-    200,
-    JSON_TYPE,
     '{"value":8}',
   );
 });
 
 Deno.test("a valid token in the POST body is accepted for the lookup too", async () => {
   const h = standin();
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
-  expect(
-    await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "https://example.com"]]),
-    200,
-    JSON_TYPE,
-    '[{"idsite":1}]',
-  );
+  await addSite(h, "example.com");
+  ok(await lookup(h, "https://example.com"), '[{"idsite":1}]');
 });
 
 Deno.test("format=json in lower case answers JSON", async () => {
   const h = standin();
-  expect(
+  ok(
     await send(h, {
       query: apiQuery("SitesManager.addSite", "json"),
       body: [["token_auth", TOKEN], ...addSiteArgs("example.com")],
     }),
-    200,
-    JSON_TYPE,
     '{"value":1}',
   );
 });
@@ -444,7 +395,7 @@ Deno.test("brute-force: as measured, after 4 + 17 wrong tokens the 18th further 
     );
   }
   assert.deepEqual(statuses, [...Array(17).fill(401), 500, 500, 500, 500]);
-  const valid = await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
+  const valid = await addSite(h, "example.com");
   assert.equal(valid.status, 500, "even a valid token is refused");
   assert.equal(valid.type, HTML_TYPE);
   assert.ok(
@@ -457,9 +408,9 @@ Deno.test("brute-force: as measured, after 4 + 17 wrong tokens the 18th further 
 Deno.test("brute-force: 20 failures still let a valid token in; the 21st blocks the IP", async () => {
   const h = standin();
   for (let i = 0; i < 20; i++) await post(h, "SitesManager.addSite", [], WRONG_TOKEN);
-  assert.equal((await post(h, "SitesManager.addSite", addSiteArgs("a.example"))).status, 200);
+  assert.equal((await addSite(h, "a.example")).status, 200);
   assert.equal((await post(h, "SitesManager.addSite", [], WRONG_TOKEN)).status, 401);
-  assert.equal((await post(h, "SitesManager.addSite", addSiteArgs("b.example"))).status, 500);
+  assert.equal((await addSite(h, "b.example")).status, 500);
   // Anonymous API requests from that IP are refused too; another IP is not affected.
   const anonymous = await send(h, {
     query: apiQuery("SitesManager.getSitesIdFromSiteUrl"),
@@ -478,11 +429,11 @@ Deno.test("brute-force: failures older than 60 minutes no longer count", async (
   let clock = Date.UTC(2025, 0, 1);
   const h = standin({ now: () => clock });
   for (let i = 0; i < 21; i++) await post(h, "SitesManager.addSite", [], WRONG_TOKEN);
-  assert.equal((await post(h, "SitesManager.addSite", addSiteArgs("a.example"))).status, 500);
+  assert.equal((await addSite(h, "a.example")).status, 500);
   clock += 60 * 60 * 1000 - 1;
-  assert.equal((await post(h, "SitesManager.addSite", addSiteArgs("a.example"))).status, 500);
+  assert.equal((await addSite(h, "a.example")).status, 500);
   clock += 1;
-  assert.equal((await post(h, "SitesManager.addSite", addSiteArgs("a.example"))).status, 200);
+  assert.equal((await addSite(h, "a.example")).status, 200);
 });
 
 Deno.test("only_allow_secure_auth_tokens = 1: a valid token via GET gets 401, via POST body 200", async () => {
@@ -498,12 +449,7 @@ Deno.test("only_allow_secure_auth_tokens = 1: a valid token via GET gets 401, vi
     JSON_TYPE,
     '{"result":"error","message":"Unable to authenticate with the provided token. It is either invalid, expired or is required to be sent as a POST parameter."}',
   );
-  expect(
-    await post(h, "SitesManager.addSite", addSiteArgs("post.example")),
-    200,
-    JSON_TYPE,
-    '{"value":1}',
-  );
+  ok(await addSite(h, "post.example"), '{"value":1}');
 });
 
 // ---- The rest of the modelled API ---------------------------------------------------------------
@@ -514,16 +460,14 @@ const NOT_LAST =
 Deno.test("deleteSite removes a site; its URL is then found no more", async () => {
   const h = standin();
   await seed(h, 2);
-  expect(
+  ok(
     await post(h, "SitesManager.deleteSite", [["idSite", "1"]]),
-    200,
-    JSON_TYPE,
     '{"result":"success","message":"ok"}',
   );
   const lookup = [["url", "https://seed-1.example"]] as Pairs;
-  expect(await post(h, "SitesManager.getSitesIdFromSiteUrl", lookup), 200, JSON_TYPE, "[]");
+  ok(await post(h, "SitesManager.getSitesIdFromSiteUrl", lookup), "[]");
   assert.equal(
-    (await post(h, "SitesManager.addSite", addSiteArgs("new.example"))).body,
+    (await addSite(h, "new.example")).body,
     '{"value":3}',
   );
 });
@@ -531,17 +475,13 @@ Deno.test("deleteSite removes a site; its URL is then found no more", async () =
 Deno.test("deleteSite refuses an unknown id, the last site and a caller without the token", async () => {
   const h = standin();
   await seed(h, 1);
-  expect(
+  ok(
     await post(h, "SitesManager.deleteSite", [["idSite", "9"]]),
-    200,
-    JSON_TYPE,
     `{"result":"error","message":"website id = 9 not found"}`,
   );
-  expect(await post(h, "SitesManager.deleteSite", [["idSite", "1"]]), 200, JSON_TYPE, NOT_LAST);
-  expect(
+  ok(await post(h, "SitesManager.deleteSite", [["idSite", "1"]]), NOT_LAST);
+  ok(
     await post(h, "SitesManager.deleteSite", []),
-    200,
-    JSON_TYPE,
     `{"result":"error","message":"Please specify a value for 'idSite'."}`,
   );
   const anonymous = await send(h, {
@@ -615,28 +555,22 @@ Deno.test("a form body without the form Content-Type is ignored, as PHP ignores 
 
 Deno.test("addSite refuses a URL that does not look like one, and an unknown timezone", async () => {
   const h = standin();
-  expect(
+  ok(
     await post(h, "SitesManager.addSite", [["siteName", "x"], ["urls[0]", "https:/broken"]]),
-    200,
-    JSON_TYPE,
     `{"result":"error","message":"The url 'https:\\/broken' is not a valid URL."}`,
   );
-  expect(
+  ok(
     await post(h, "SitesManager.addSite", [...addSiteArgs("x.example"), [
       "timezone",
       "Mars/Olympus",
     ]]),
-    200,
-    JSON_TYPE,
     `{"result":"error","message":"The timezone \\"Mars\\/Olympus\\" is not valid. Please enter a valid timezone."}`,
   );
-  expect(
+  ok(
     await post(h, "SitesManager.addSite", [...addSiteArgs("x.example"), [
       "timezone",
       "Europe/Berlin",
     ]]),
-    200,
-    JSON_TYPE,
     '{"value":1}',
   );
 });
@@ -668,16 +602,14 @@ Deno.test("sites survive a restart through the state file; reset empties it", as
   try {
     const stateFile = `${dir}/sites.json`;
     const first = standin({ stateFile });
-    await post(first, "SitesManager.addSite", addSiteArgs("kept.example"));
+    await addSite(first, "kept.example");
     const second = standin({ stateFile });
-    expect(
+    ok(
       await post(second, "SitesManager.getSitesIdFromSiteUrl", [["url", "https://kept.example"]]),
-      200,
-      JSON_TYPE,
       '[{"idsite":1}]',
     );
     assert.equal(
-      (await post(second, "SitesManager.addSite", addSiteArgs("next.example"))).body,
+      (await addSite(second, "next.example")).body,
       '{"value":2}',
     );
     await control(second, "POST reset");
@@ -708,7 +640,7 @@ Deno.test("control: GET sites lists every site with main and alias URLs", async 
 
 Deno.test("control: GET requests logs keys and where the token was, never the token", async () => {
   const h = standin();
-  await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
+  await addSite(h, "example.com");
   await send(h, {
     query: [...apiQuery("SitesManager.getSitesIdFromSiteUrl"), ["url", "https://example.com"], [
       "token_auth",
@@ -744,27 +676,17 @@ Deno.test("control: POST reset empties sites, log, fault and the brute-force cou
   assert.deepEqual(await (await control(h, "GET sites")).json(), []);
   assert.deepEqual(await (await control(h, "GET requests")).json(), []);
   assert.deepEqual(await (await control(h, "GET fault")).json(), { fault: null });
-  expect(
-    await post(h, "SitesManager.addSite", addSiteArgs("fresh.example")),
-    200,
-    JSON_TYPE,
-    '{"value":1}',
-  );
-  expect(await post(h, "SitesManager.deleteSite", [["idSite", "1"]]), 200, JSON_TYPE, NOT_LAST);
+  ok(await addSite(h, "fresh.example"), '{"value":1}');
+  ok(await post(h, "SitesManager.deleteSite", [["idSite", "1"]]), NOT_LAST);
 });
 
 Deno.test("control: POST unblock lifts the brute-force block and keeps the sites", async () => {
   const h = standin();
   await seed(h, 1);
   for (let i = 0; i < 21; i++) await post(h, "SitesManager.addSite", [], WRONG_TOKEN);
-  assert.equal((await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "x"]])).status, 500);
+  assert.equal((await lookup(h, "x")).status, 500);
   await control(h, "POST unblock");
-  expect(
-    await post(h, "SitesManager.addSite", addSiteArgs("b.example")),
-    200,
-    JSON_TYPE,
-    '{"value":2}',
-  );
+  ok(await addSite(h, "b.example"), '{"value":2}');
 });
 
 Deno.test("fault unavailable answers like nginx with PHP-FPM down: 502, or 503 when asked", async () => {
@@ -789,7 +711,7 @@ Deno.test("fault unavailable answers like nginx with PHP-FPM down: 502, or 503 w
 Deno.test("fault error500 answers Matomo's HTML error page with status 500", async () => {
   const h = standin();
   await control(h, "POST fault", { mode: "error500" });
-  const answer = await post(h, "SitesManager.addSite", addSiteArgs("example.com"));
+  const answer = await addSite(h, "example.com");
   assert.equal(answer.status, 500);
   assert.equal(answer.type, HTML_TYPE);
   assert.ok(answer.body.includes("<h2>SQLSTATE[HY000] [2002] Connection refused</h2>"));
@@ -799,8 +721,8 @@ Deno.test("fault error500 answers Matomo's HTML error page with status 500", asy
 Deno.test("fault with methods applies to those API methods only", async () => {
   const h = standin();
   await control(h, "POST fault", { mode: "error500", methods: ["SitesManager.addSite"] });
-  assert.equal((await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "x"]])).status, 200);
-  assert.equal((await post(h, "SitesManager.addSite", addSiteArgs("example.com"))).status, 500);
+  assert.equal((await lookup(h, "x")).status, 200);
+  assert.equal((await addSite(h, "example.com")).status, 500);
 });
 
 Deno.test("fault with count is transient: only the next n matching requests fail", async () => {
@@ -808,7 +730,7 @@ Deno.test("fault with count is transient: only the next n matching requests fail
   await control(h, "POST fault", { mode: "unavailable", count: 2 });
   const statuses = [];
   for (let i = 0; i < 3; i++) {
-    statuses.push((await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "x"]])).status);
+    statuses.push((await lookup(h, "x")).status);
   }
   assert.deepEqual(statuses, [502, 502, 200]);
   assert.deepEqual(await (await control(h, "GET fault")).json(), { fault: null });
@@ -874,7 +796,7 @@ Deno.test("fault none clears the fault", async () => {
   assert.deepEqual(await (await control(h, "POST fault", { mode: "none" })).json(), {
     fault: null,
   });
-  assert.equal((await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "x"]])).status, 200);
+  assert.equal((await lookup(h, "x")).status, 200);
 });
 
 Deno.test("control: a bad fault body is 400 with the reason, and the fault is unchanged", async () => {
