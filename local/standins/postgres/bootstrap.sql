@@ -5,8 +5,9 @@
 -- (login noinherit, member of the three; local/stack sets its password), their statement
 -- timeouts, schema extensions with uuid-ossp and pgcrypto, usage on public/extensions for the API
 -- roles, postgres' search_path "$user", public, extensions, and the Vault (here the supabase_vault
--- stand-in in extension/). auth.uid()/auth.role()/auth.jwt() read the claims PostgREST sets.
--- Differs: no supabase_admin, auth tables, storage, realtime, graphql or pgsodium. And, like
+-- stand-in in extension/).
+-- Differs: no supabase_admin, auth schema (the migrations use none of it), storage, realtime,
+-- graphql or pgsodium. And, like
 -- projects after Supabase's 2026 change (reference §0.8), NO default privileges on new objects in
 -- public: migrations must grant explicitly. pg_net and pg_cron are not created here (a hosted
 -- project enables them; the migrations do so).
@@ -51,41 +52,5 @@ create extension if not exists pgcrypto with schema extensions;
 
 grant usage on schema public to postgres, anon, authenticated, service_role;
 grant usage on schema extensions to postgres, anon, authenticated, service_role;
-
-create schema if not exists auth;
-grant usage on schema auth to anon, authenticated, service_role;
-
-create or replace function auth.jwt()
-returns jsonb
-language sql
-stable
-as $fn$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim', true), ''),
-    nullif(current_setting('request.jwt.claims', true), '')
-  )::jsonb
-$fn$;
-
-create or replace function auth.uid()
-returns uuid
-language sql
-stable
-as $fn$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.sub', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-  )::uuid
-$fn$;
-
-create or replace function auth.role()
-returns text
-language sql
-stable
-as $fn$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.role', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
-  )::text
-$fn$;
 
 create extension if not exists supabase_vault;

@@ -23,6 +23,11 @@ type Decrypted = {
   updated_at: Date;
 };
 
+async function decrypted(sql: Sql, id: string): Promise<Decrypted> {
+  const [row] = await sql<Decrypted[]>`select * from vault.decrypted_secrets where id = ${id}`;
+  return row;
+}
+
 dbTest(
   "create_secret stores ciphertext and decrypted_secrets gives the plaintext back",
   async () => {
@@ -31,7 +36,7 @@ dbTest(
       const [{ id }] = await sql<{ id: string }[]>`
       select vault.create_secret(${plaintext}, ${name("url")}, 'the url') as id`;
 
-      const [row] = await sql<Decrypted[]>`select * from vault.decrypted_secrets where id = ${id}`;
+      const row = await decrypted(sql, id);
       assert.equal(row.name, name("url"));
       assert.equal(row.description, "the url");
       assert.equal(row.decrypted_secret, plaintext);
@@ -45,12 +50,10 @@ dbTest("update_secret replaces what it is given and keeps the rest", async () =>
   await withVault(async (sql, name) => {
     const [{ id }] = await sql<{ id: string }[]>`
       select vault.create_secret('first', ${name("key")}, 'kept description') as id`;
-    const [before] = await sql<Decrypted[]>`select * from vault.decrypted_secrets where id = ${id}`;
+    const before = await decrypted(sql, id);
 
     await sql`select vault.update_secret(${id}, 'second')`;
-    const [afterValue] = await sql<
-      Decrypted[]
-    >`select * from vault.decrypted_secrets where id = ${id}`;
+    const afterValue = await decrypted(sql, id);
     assert.equal(afterValue.decrypted_secret, "second");
     assert.equal(afterValue.name, name("key"));
     assert.equal(afterValue.description, "kept description");
@@ -59,9 +62,7 @@ dbTest("update_secret replaces what it is given and keeps the rest", async () =>
     await sql`select vault.update_secret(${id}, new_name => ${
       name("renamed")
     }, new_description => 'new')`;
-    const [renamed] = await sql<
-      Decrypted[]
-    >`select * from vault.decrypted_secrets where id = ${id}`;
+    const renamed = await decrypted(sql, id);
     assert.equal(renamed.decrypted_secret, "second");
     assert.equal(renamed.name, name("renamed"));
     assert.equal(renamed.description, "new");
