@@ -101,6 +101,16 @@ async function startFixture(
   };
 }
 
+/** PostgREST's error body. */
+function pgError(
+  code: string,
+  message: string,
+  details: string | null = null,
+  hint: string | null = null,
+) {
+  return { code, details, hint, message };
+}
+
 function post(body: unknown, extra: RequestInit & { key?: string } = {}) {
   return { method: "POST", body: JSON.stringify(body), ...extra };
 }
@@ -219,20 +229,10 @@ gatewayTest("rpc calls answer like PostgREST 12", async (t) => {
     await t.step("raise exception is 400 with code, message, details and hint", async () => {
       const { status, body } = await f.call("/rest/v1/rpc/gwtest_fail", post({ kind: "x" }));
       assert.equal(status, 400);
-      assert.deepEqual(body, {
-        code: "P0001",
-        details: "the detail",
-        hint: "the hint",
-        message: "boom: x",
-      });
+      assert.deepEqual(body, pgError("P0001", "boom: x", "the detail", "the hint"));
       const unique = await f.call("/rest/v1/rpc/gwtest_fail", post({ kind: "unique" }));
       assert.equal(unique.status, 409);
-      assert.deepEqual(unique.body, {
-        code: "23505",
-        details: null,
-        hint: null,
-        message: "duplicate site",
-      });
+      assert.deepEqual(unique.body, pgError("23505", "duplicate site"));
     });
 
     await t.step(
@@ -243,12 +243,10 @@ gatewayTest("rpc calls answer like PostgREST 12", async (t) => {
           post({}, { key: f.publishableKey }),
         );
         assert.equal(anon.status, 401);
-        assert.deepEqual(anon.body, {
-          code: "42501",
-          details: null,
-          hint: null,
-          message: "permission denied for function gwtest_secret",
-        });
+        assert.deepEqual(
+          anon.body,
+          pgError("42501", "permission denied for function gwtest_secret"),
+        );
         const user = await f.call(
           "/rest/v1/rpc/gwtest_secret",
           post({}, { key: f.publishableKey, headers: { authorization: `Bearer ${f.userJwt}` } }),
