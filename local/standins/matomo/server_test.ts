@@ -124,37 +124,135 @@ function lookup(h: MatomoStandinHandler, url: string): Promise<Answer> {
 
 // ---- The observed table, row by row -------------------------------------------------------------
 
-Deno.test('addSite with a valid token in the POST body answers {"value":1}', async () => {
-  const h = standin();
-  ok(await addSite(h, "example.com"), '{"value":1}');
+const ADD = "SitesManager.addSite";
+const LOOKUP = "SitesManager.getSitesIdFromSiteUrl";
+const specify = (name: string) =>
+  `{"result":"error","message":"Please specify a value for '${name}'."}`;
+
+/** The product's shape of a call: selectors in the query, the token and `args` in the body. */
+const api = (method: string, args: Pairs): CallSpec => ({
+  query: apiQuery(method),
+  body: [["token_auth", TOKEN], ...args],
 });
+const SUPERUSER =
+  `{"result":"error","message":"You can't access this resource as it requires a 'superuser' access."}`;
+const refused = (how: string) =>
+  `{"result":"error","message":"Unable to authenticate with the provided token. It is either ${how}."}`;
+
+interface OneCallRow {
+  row: string;
+  /** Sites added first: seed-1.example, … */
+  sites?: number;
+  call: CallSpec;
+  status?: number;
+  body: string;
+}
+
+// Rows of the observed table (and of §B1–B2) that are one call on a fresh stand-in.
+const ONE_CALL_ROWS: OneCallRow[] = [
+  {
+    row: "a form body without the form Content-Type is ignored, as PHP ignores it",
+    call: { ...api(ADD, addSiteArgs("example.com")), contentType: "text/plain" },
+    body: specify("siteName"),
+  },
+  {
+    row: 'addSite with a valid token in the POST body answers {"value":1}',
+    call: api(ADD, addSiteArgs("example.com")),
+    body: '{"value":1}',
+  },
+  {
+    row: "addSite without siteName answers HTTP 200 with the 'Please specify' error",
+    call: api(ADD, [["urls[0]", "https://example.com"]]),
+    body: specify("siteName"),
+  },
+  {
+    row: "addSite with an empty siteName answers the same error as a missing one",
+    call: api(ADD, [["siteName", ""], ["urls[0]", "https://example.com"]]),
+    body: specify("siteName"),
+  },
+  {
+    row: "addSite without any urls is accepted",
+    sites: 2,
+    call: api(ADD, [["siteName", "no-urls"]]),
+    body: '{"value":3}',
+  },
+  {
+    row: "getSitesIdFromSiteUrl answers [] for a URL no site has",
+    sites: 1,
+    call: api(LOOKUP, [["url", "https://not-there.example"]]),
+    body: "[]",
+  },
+  {
+    row: "getSitesIdFromSiteUrl keeps path and query, so a page URL finds nothing",
+    sites: 1,
+    call: api(LOOKUP, [["url", "https://seed-1.example/some/page?x=1"]]),
+    body: "[]",
+  },
+  {
+    row: "getSitesIdFromSiteUrl without url answers the 'Please specify' error",
+    call: api(LOOKUP, []),
+    body: specify("url"),
+  },
+  {
+    row: "a wrong token in the body with module/method/format in the query gets 401 JSON",
+    call: {
+      query: apiQuery(ADD),
+      body: [["token_auth", WRONG_TOKEN], ...addSiteArgs("a.example")],
+    },
+    status: 401,
+    body: refused("invalid or expired"),
+  },
+  {
+    row: "a wrong token via GET gets 401 JSON with the POST-parameter message",
+    call: {
+      query: [...apiQuery(LOOKUP), ["url", "https://a.example"], ["token_auth", WRONG_TOKEN]],
+    },
+    status: 401,
+    body: refused("invalid, expired or is required to be sent as a POST parameter"),
+  },
+  {
+    row: "getSitesIdFromSiteUrl without a token answers 200 [] even when the site exists",
+    sites: 1,
+    call: { query: apiQuery(LOOKUP), body: [["url", "https://seed-1.example"]] },
+    body: "[]",
+  },
+  {
+    row: "a valid token in the query string of a POST, arguments in the body, is accepted",
+    sites: 7,
+    call: {
+      query: [...apiQuery(ADD), ["token_auth", TOKEN]],
+      body: addSiteArgs("mixed.example"),
+    },
+    body: '{"value":8}',
+  },
+  {
+    row: "a valid token in the POST body is accepted for the lookup too",
+    sites: 1,
+    call: api(LOOKUP, [["url", "https://seed-1.example"]]),
+    body: '[{"idsite":1}]',
+  },
+  {
+    row: "format=json in lower case answers JSON",
+    call: {
+      query: apiQuery(ADD, "json"),
+      body: [["token_auth", TOKEN], ...addSiteArgs("a.example")],
+    },
+    body: '{"value":1}',
+  },
+];
+
+for (const { row, sites = 0, call, status = 200, body } of ONE_CALL_ROWS) {
+  Deno.test(row, async () => {
+    const h = standin();
+    await seed(h, sites);
+    expect(await send(h, call), status, JSON_TYPE, body);
+  });
+}
 
 Deno.test("addSite does not deduplicate: the same name and URL again creates site 2", async () => {
   const h = standin();
   await addSite(h, "example.com");
   ok(await addSite(h, "example.com"), '{"value":2}');
-});
-
-Deno.test("addSite without siteName answers HTTP 200 with the 'Please specify' error", async () => {
-  const h = standin();
-  ok(
-    await post(h, "SitesManager.addSite", [["urls[0]", "https://example.com"]]),
-    `{"result":"error","message":"Please specify a value for 'siteName'."}`,
-  );
-});
-
-Deno.test("addSite with an empty siteName answers the same error as a missing one", async () => {
-  const h = standin();
-  ok(
-    await post(h, "SitesManager.addSite", [["siteName", ""], ["urls[0]", "https://example.com"]]),
-    `{"result":"error","message":"Please specify a value for 'siteName'."}`,
-  );
-});
-
-Deno.test("addSite without any urls is accepted", async () => {
-  const h = standin();
-  await seed(h, 2);
-  ok(await post(h, "SitesManager.addSite", [["siteName", "no-urls"]]), '{"value":3}');
 });
 
 Deno.test("addSite with urls as a plain string (not an array) is accepted", async () => {
@@ -189,12 +287,6 @@ Deno.test("getSitesIdFromSiteUrl finds both duplicates, idsite as JSON integers"
   ok(await lookup(h, "https://example.com"), '[{"idsite":1},{"idsite":2}]');
 });
 
-Deno.test("getSitesIdFromSiteUrl answers [] for a URL no site has", async () => {
-  const h = standin();
-  await addSite(h, "example.com");
-  ok(await lookup(h, "https://not-there.example"), "[]");
-});
-
 Deno.test("getSitesIdFromSiteUrl normalises scheme, www., trailing slash and case", async () => {
   const h = standin();
   await addSite(h, "example.com");
@@ -212,18 +304,6 @@ Deno.test("getSitesIdFromSiteUrl normalises scheme, www., trailing slash and cas
   }
 });
 
-Deno.test("getSitesIdFromSiteUrl keeps path and query, so a page URL finds nothing", async () => {
-  const h = standin();
-  await addSite(h, "example.com");
-  ok(
-    await post(h, "SitesManager.getSitesIdFromSiteUrl", [[
-      "url",
-      "https://example.com/some/page?x=1",
-    ]]),
-    "[]",
-  );
-});
-
 Deno.test("getSitesIdFromSiteUrl matches an alias URL (urls[1])", async () => {
   const h = standin();
   await seed(h, 4);
@@ -233,14 +313,6 @@ Deno.test("getSitesIdFromSiteUrl matches an alias URL (urls[1])", async () => {
     ["urls[1]", "https://alias.example"],
   ]);
   ok(await lookup(h, "https://alias.example"), '[{"idsite":5}]');
-});
-
-Deno.test("getSitesIdFromSiteUrl without url answers the 'Please specify' error", async () => {
-  const h = standin();
-  ok(
-    await post(h, "SitesManager.getSitesIdFromSiteUrl", []),
-    `{"result":"error","message":"Please specify a value for 'url'."}`,
-  );
 });
 
 Deno.test("a wrong token with everything in the POST body gets 401 and Matomo's HTML page", async () => {
@@ -271,61 +343,22 @@ Deno.test("a wrong token with everything in the POST body gets 401 and Matomo's 
   }
 });
 
-Deno.test("a wrong token in the body with module/method/format in the query gets 401 JSON", async () => {
-  const h = standin();
-  expect(
-    await post(h, "SitesManager.addSite", addSiteArgs("example.com"), WRONG_TOKEN),
-    401,
-    JSON_TYPE,
-    '{"result":"error","message":"Unable to authenticate with the provided token. It is either invalid or expired."}',
-  );
-});
-
-Deno.test("a wrong token via GET gets 401 JSON with the POST-parameter message", async () => {
-  const h = standin();
-  expect(
-    await send(h, {
-      query: [...apiQuery("SitesManager.getSitesIdFromSiteUrl"), ["url", "https://example.com"], [
-        "token_auth",
-        WRONG_TOKEN,
-      ]],
-    }),
-    401,
-    JSON_TYPE,
-    '{"result":"error","message":"Unable to authenticate with the provided token. It is either invalid, expired or is required to be sent as a POST parameter."}',
-  );
-});
-
 Deno.test("addSite with no token or an empty token_auth= gets 401 'superuser' JSON", async () => {
   const h = standin();
-  const superuser =
-    `{"result":"error","message":"You can't access this resource as it requires a 'superuser' access."}`;
   expect(
     await send(h, { query: apiQuery("SitesManager.addSite"), body: addSiteArgs("example.com") }),
     401,
     JSON_TYPE,
-    superuser,
+    SUPERUSER,
   );
   expect(
     await post(h, "SitesManager.addSite", addSiteArgs("example.com"), ""),
     401,
     JSON_TYPE,
-    superuser,
+    SUPERUSER,
   );
   const sites = await (await control(h, "GET sites")).json();
   assert.deepEqual(sites, [], "nothing was created");
-});
-
-Deno.test("getSitesIdFromSiteUrl without a token answers 200 [] even when the site exists", async () => {
-  const h = standin();
-  await addSite(h, "example.com");
-  ok(
-    await send(h, {
-      query: apiQuery("SitesManager.getSitesIdFromSiteUrl"),
-      body: [["url", "https://example.com"]],
-    }),
-    "[]",
-  );
 });
 
 Deno.test("a valid token in the GET query string is accepted for addSite and the lookup", async () => {
@@ -348,35 +381,6 @@ Deno.test("a valid token in the GET query string is accepted for addSite and the
       ]],
     }),
     '[{"idsite":7}]',
-  );
-});
-
-Deno.test("a valid token in the query string of a POST, arguments in the body, is accepted", async () => {
-  const h = standin();
-  await seed(h, 7);
-  ok(
-    await send(h, {
-      query: [...apiQuery("SitesManager.addSite"), ["token_auth", TOKEN]],
-      body: addSiteArgs("mixed.example"),
-    }),
-    '{"value":8}',
-  );
-});
-
-Deno.test("a valid token in the POST body is accepted for the lookup too", async () => {
-  const h = standin();
-  await addSite(h, "example.com");
-  ok(await lookup(h, "https://example.com"), '[{"idsite":1}]');
-});
-
-Deno.test("format=json in lower case answers JSON", async () => {
-  const h = standin();
-  ok(
-    await send(h, {
-      query: apiQuery("SitesManager.addSite", "json"),
-      body: [["token_auth", TOKEN], ...addSiteArgs("example.com")],
-    }),
-    '{"value":1}',
   );
 });
 
@@ -480,19 +484,9 @@ Deno.test("deleteSite refuses an unknown id, the last site and a caller without 
     `{"result":"error","message":"website id = 9 not found"}`,
   );
   ok(await post(h, "SitesManager.deleteSite", [["idSite", "1"]]), NOT_LAST);
-  ok(
-    await post(h, "SitesManager.deleteSite", []),
-    `{"result":"error","message":"Please specify a value for 'idSite'."}`,
-  );
-  const anonymous = await send(h, {
-    query: apiQuery("SitesManager.deleteSite"),
-    body: [["idSite", "1"]],
-  });
-  assert.equal(anonymous.status, 401);
-  assert.equal(
-    anonymous.body,
-    `{"result":"error","message":"You can't access this resource as it requires a 'superuser' access."}`,
-  );
+  ok(await post(h, "SitesManager.deleteSite", []), specify("idSite"));
+  const anonymous = { query: apiQuery("SitesManager.deleteSite"), body: [["idSite", "1"]] };
+  expect(await send(h, anonymous as CallSpec), 401, JSON_TYPE, SUPERUSER);
 });
 
 Deno.test("/ serves the API like /index.php; any other path is nginx's 404", async () => {
@@ -537,20 +531,6 @@ Deno.test("urls[]= entries become main URL and aliases in order, cleaned and de-
   const [site] = await (await control(h, "GET sites")).json();
   assert.equal(site.main_url, "https://one.example");
   assert.deepEqual(site.alias_urls, ["http://two.example"]);
-});
-
-Deno.test("a form body without the form Content-Type is ignored, as PHP ignores it", async () => {
-  const h = standin();
-  const answer = await send(h, {
-    query: apiQuery("SitesManager.addSite"),
-    body: [["token_auth", TOKEN], ...addSiteArgs("example.com")],
-    contentType: "text/plain",
-  });
-  assert.equal(answer.status, 200);
-  assert.equal(
-    answer.body,
-    `{"result":"error","message":"Please specify a value for 'siteName'."}`,
-  );
 });
 
 Deno.test("addSite refuses a URL that does not look like one, and an unknown timezone", async () => {
