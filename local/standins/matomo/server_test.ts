@@ -114,8 +114,8 @@ function ok(answer: Answer, body: string): void {
   expect(answer, 200, JSON_TYPE, body);
 }
 
-function addSite(h: MatomoStandinHandler, domain: string): Promise<Answer> {
-  return post(h, "SitesManager.addSite", addSiteArgs(domain));
+function addSite(h: MatomoStandinHandler, domain: string, more: Pairs = []): Promise<Answer> {
+  return post(h, "SitesManager.addSite", [...addSiteArgs(domain), ...more]);
 }
 
 function lookup(h: MatomoStandinHandler, url: string): Promise<Answer> {
@@ -604,11 +604,7 @@ Deno.test("sites survive a restart through the state file; reset empties it", as
 
 Deno.test("control: GET sites lists every site with main and alias URLs", async () => {
   const h = standin();
-  await post(h, "SitesManager.addSite", [
-    ["siteName", "example.com"],
-    ["urls[0]", "https://example.com"],
-    ["urls[1]", "https://www.example.com"],
-  ]);
+  await addSite(h, "example.com", [["urls[1]", "https://www.example.com"]]);
   const res = await control(h, "GET sites");
   assert.equal(res.status, 200);
   const [site] = await res.json();
@@ -722,18 +718,17 @@ Deno.test("fault with count is transient: only the next n matching requests fail
   ]);
 });
 
-Deno.test("fault hang never answers until reset, which releases it with nginx's 504", async () => {
+/** A stand-in with fault `mode` set, and one lookup sent to it. */
+async function faulted(mode: string, signal?: AbortSignal) {
   const h = standin();
-  await control(h, "POST fault", { mode: "hang" });
+  await control(h, "POST fault", { mode });
+  return { h, pending: h(request({ query: apiQuery(LOOKUP), signal }), client("127.0.0.1")) };
+}
+
+Deno.test("fault hang never answers until reset, which releases it with nginx's 504", async () => {
+  const { h, pending } = await faulted("hang");
   let settled = false;
-  const pending = h(
-    request({ query: apiQuery("SitesManager.getSitesIdFromSiteUrl") }),
-    client("127.0.0.1"),
-  )
-    .then((res) => {
-      settled = true;
-      return res;
-    });
+  pending.then(() => settled = true);
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(settled, false);
   const [entry] = await (await control(h, "GET requests")).json();
@@ -745,13 +740,8 @@ Deno.test("fault hang never answers until reset, which releases it with nginx's 
 });
 
 Deno.test("fault hang lets go when the client gives up", async () => {
-  const h = standin();
-  await control(h, "POST fault", { mode: "hang" });
   const abort = new AbortController();
-  const pending = h(
-    request({ query: apiQuery("SitesManager.getSitesIdFromSiteUrl"), signal: abort.signal }),
-    client("127.0.0.1"),
-  );
+  const { pending } = await faulted("hang", abort.signal);
   abort.abort();
   const res = await pending;
   assert.equal(res.status, 504);
@@ -759,13 +749,8 @@ Deno.test("fault hang lets go when the client gives up", async () => {
 });
 
 Deno.test("fault close gives a response whose body fails, so no byte reaches the client", async () => {
-  const h = standin();
-  await control(h, "POST fault", { mode: "close" });
-  const res = await h(
-    request({ query: apiQuery("SitesManager.getSitesIdFromSiteUrl") }),
-    client("127.0.0.1"),
-  );
-  await assert.rejects(res.text(), /connection dropped/);
+  const { h, pending } = await faulted("close");
+  await assert.rejects((await pending).text(), /connection dropped/);
   const [entry] = await (await control(h, "GET requests")).json();
   assert.deepEqual([entry.fault, entry.status], ["close", null]);
 });
