@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import postgres from "postgres";
 import { createClient } from "@supabase/supabase-js";
-import { createSupervisor, DENO_PASSTHROUGH_ENV } from "../edge-runtime/runtime.ts";
+import { createRuntime, DENO_PASSTHROUGH_ENV } from "../edge-runtime/runtime.ts";
 import { apiKeysFromEnv } from "./auth.ts";
 import { type FunctionSettings, loadFunctionRoutes } from "./function_config.ts";
 import { createGateway, type GatewayDeps } from "./gateway.ts";
@@ -450,7 +450,7 @@ gatewayTest("supabase-js works against the real gateway server and edge runtime"
     const value = Deno.env.get(key);
     if (value !== undefined) passthroughEnv[key] = value;
   }
-  const supervisor = createSupervisor({
+  const runtime = createRuntime({
     functionsDir,
     envFile: join(work, "functions.env"),
     denoConfig: join(ROOT, "deno.json"),
@@ -463,7 +463,7 @@ gatewayTest("supabase-js works against the real gateway server and edge runtime"
   });
   const edge = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    supervisor.handler,
+    runtime.handler,
   );
   const f = await startFixture({
     functionRoutes: () => loadFunctionRoutes(functionsDir, join(work, "config.toml")),
@@ -519,7 +519,7 @@ gatewayTest("supabase-js works against the real gateway server and edge runtime"
   } finally {
     await api.shutdown();
     await f.close();
-    await supervisor.shutdown();
+    await runtime.shutdown();
     await edge.shutdown();
     await Deno.remove(work, { recursive: true });
   }
