@@ -103,21 +103,26 @@ sv_start() {
 }
 
 # sv_stop NAME [GRACE_S]: TERM to the recorded pid, up to GRACE_S (default 15) seconds for it to
-# end, then KILL to whatever is left of its process group.
+# end, then KILL to it and to whatever is left of its process group.
 sv_stop() {
-  local name=$1 grace=${2:-15} pid pidfile
+  local name=$1 grace=${2:-15} pid start pidfile
   pidfile="$(sv_pidfile "$name")"
   if ! pid="$(sv_pid "$name")"; then
     if [[ -f $pidfile ]]; then ha_log "$name: not running (stale pid file)"; fi
     rm -f "$pidfile"
     return 0
   fi
+  start="$(sv_start_time "$pid")"
   ha_log "$name: stopping (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   local until=$((SECONDS + grace))
-  while sv_start_time "$pid" >/dev/null && ((SECONDS < until)); do sleep 0.1; done
-  if sv_start_time "$pid" >/dev/null; then ha_log "$name: still running after $grace s: killing it"; fi
-  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  while [[ "$(sv_start_time "$pid")" == "$start" ]] && ((SECONDS < until)); do sleep 0.1; done
+  if [[ "$(sv_start_time "$pid")" == "$start" ]]; then
+    ha_log "$name: still running after $grace s: killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  # The group outlives its leader while a member runs, and its id is not reused meanwhile.
+  kill -KILL -- "-$pid" 2>/dev/null || true
   until=$((SECONDS + 2))
   while sv_group_alive "$pid" && ((SECONDS < until)); do sleep 0.1; done
   rm -f "$pidfile"
