@@ -20,16 +20,18 @@ fi
 export HA_STATE_HOME
 export HA_STACK_DIR="${HA_STACK_DIR:-$HA_STATE_HOME/.stack}"
 export HA_PORT_BASE="${HA_PORT_BASE:-54320}"
-export HA_API_PORT=$((HA_PORT_BASE + 1))      # gateway: /rest/v1 (PostgREST stand-in), /functions/v1
+export HA_API_PORT=$((HA_PORT_BASE + 1))      # gateway stand-in: /rest/v1/rpc, /functions/v1
 export HA_DB_PORT=$((HA_PORT_BASE + 2))       # PostgreSQL 15
 export HA_SSH_PORT=$((HA_PORT_BASE + 5))      # OpenSSH with the clpctl stand-in (CloudPanel stand-in)
 export HA_MATOMO_PORT=$((HA_PORT_BASE + 6))   # Matomo stand-in
 export HA_EDGE_PORT=$((HA_PORT_BASE + 7))     # edge-runtime stand-in serving supabase/functions/*
 
-# Deno is pinned as its native binary package (tools/package.json): the `deno` npm wrapper's lock
-# leaves out its other platforms' optional packages, which makes `npm ci` refuse it, and its .bin
-# shim runs the binary as a child of Node (so $! would name Node, not the server we started).
-export PATH="$HA_ROOT/tools/node_modules/@deno/linux-x64-glibc:$HA_ROOT/tools/node_modules/.bin:$PATH"
+# Deno is pinned as its native binary package (tools/package.json), and HA_DENO is the one way to
+# reach it: the `deno` npm wrapper's lock leaves out its other platforms' optional packages, which
+# makes `npm ci` refuse it, and its .bin shim runs the binary as a child of Node (so a recorded pid
+# would name Node, not the server we started).
+export HA_DENO="$HA_ROOT/tools/node_modules/@deno/linux-x64-glibc/deno"
+export PATH="${HA_DENO%/*}:$HA_ROOT/tools/node_modules/.bin:$PATH"
 NPM_CONFIG_REGISTRY="$(npm config get registry 2>/dev/null || true)"
 export NPM_CONFIG_REGISTRY
 # Deno 2.1.4 trusts only its bundled roots unless told; some networks re-sign TLS with a system CA.
@@ -37,3 +39,6 @@ export DENO_TLS_CA_STORE="${DENO_TLS_CA_STORE:-system,mozilla}"
 export RUST_BACKTRACE=0 NO_COLOR=1
 
 ha_log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# shellcheck source=local/supervisor.sh
+source "$HA_ROOT/local/supervisor.sh"

@@ -21,7 +21,7 @@ async function withDatabase(fn: (sql: ReturnType<typeof postgres>, url: string) 
   const sql = postgres(urlFor(name), { max: 1, onnotice: () => {} });
   try {
     // What every Supabase project has before its first migration (roles, extensions schema, Vault).
-    await sql.file(`${root}local/standins/platform/bootstrap.sql`);
+    await sql.file(`${root}local/standins/postgres/bootstrap.sql`);
     await fn(sql, urlFor(name));
   } finally {
     await sql.end();

@@ -1,11 +1,17 @@
 // Tests the CloudPanel stand-in end to end: OpenSSH client → the stand-in's sshd → clpctl, with the
-// server's files checked from the host side. Expects `local/standins/cloudpanel/up` to have run
-// and $HA_STACK_DIR/env.d/cloudpanel.env to be in the environment.
+// server's files checked from the host side. Needs `local/standins/cloudpanel/up` and
+// $HA_STACK_DIR/env.d/cloudpanel.env in the environment (local/test); skipped without them.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { Buffer } from "node:buffer";
 // @ts-types="@types/ssh2"
 import { Client } from "ssh2";
+import { stackSetting, stackTest } from "../../../supabase/tests/stack_env.ts";
+
+const needs = ["HA_CLOUDPANEL_DIR", "SSH_PORT", "HA_SSH_KEY_FILE"];
+function sshTest(name: string, fn: () => Promise<void>): void {
+  stackTest({ name, needs, fn });
+}
 
 interface Server {
   port: string;
@@ -15,18 +21,14 @@ interface Server {
 }
 
 function server(): Server {
-  const dir = Deno.env.get("HA_CLOUDPANEL_DIR");
-  const port = Deno.env.get("SSH_PORT");
-  const keyFile = Deno.env.get("HA_SSH_KEY_FILE");
-  if (!dir || !port || !keyFile) {
-    throw new Error(
-      "The CloudPanel stand-in is not up or its settings are not in the environment: run " +
-        "local/standins/cloudpanel/up, then `set -a; . $HA_STACK_DIR/env.d/cloudpanel.env` " +
-        "(HA_CLOUDPANEL_DIR, SSH_PORT and HA_SSH_KEY_FILE must be set).",
-    );
-  }
+  const dir = stackSetting("HA_CLOUDPANEL_DIR");
   const knownHosts = Deno.env.get("HA_SSH_KNOWN_HOSTS_FILE") ?? `${dir}/known_hosts`;
-  return { port, dir, keyFile, knownHosts };
+  return {
+    port: stackSetting("SSH_PORT"),
+    dir,
+    keyFile: stackSetting("HA_SSH_KEY_FILE"),
+    knownHosts,
+  };
 }
 
 interface Run {
@@ -125,6 +127,20 @@ function names(tag: string): { domain: string; user: string } {
   return { domain: `${tag}-${id}.com`, user: `${tag}${id}` };
 }
 
+/** Runs `body` on a site added for it (a fresh domain and user), deleted afterwards. */
+async function withSite(
+  tag: string,
+  body: (domain: string, user: string) => Promise<void>,
+): Promise<void> {
+  const { domain, user } = names(tag);
+  try {
+    assert.equal((await addSite(domain, user)).code, 0);
+    await body(domain, user);
+  } finally {
+    await deleteSite(domain);
+  }
+}
+
 async function withFault(
   domain: string,
   fault: string,
@@ -156,7 +172,7 @@ async function inHostPasswd(user: string): Promise<boolean> {
   return passwd.split("\n").some((line) => line.startsWith(`${user}:`));
 }
 
-Deno.test("clpctl --version prints the Symfony kernel version line", async () => {
+sshTest("clpctl --version prints the Symfony kernel version line", async () => {
   const run = await clpctl("--version");
   assert.deepEqual(run, {
     code: 0,
@@ -165,7 +181,7 @@ Deno.test("clpctl --version prints the Symfony kernel version line", async () =>
   });
 });
 
-Deno.test("site:add:static creates the user, the document root and the inventory row", async () => {
+sshTest("site:add:static creates the user, the document root and the inventory row", async () => {
   const { domain, user } = names("add");
   try {
     const run = await addSite(domain, user);
@@ -194,7 +210,7 @@ Deno.test("site:add:static creates the user, the document root and the inventory
   }
 });
 
-Deno.test("site:add:static trims and lowercases the domain name", async () => {
+sshTest("site:add:static trims and lowercases the domain name", async () => {
   const { domain, user } = names("case");
   try {
     const run = await addSite(`  ${domain.toUpperCase()} `, user);
@@ -205,11 +221,8 @@ Deno.test("site:add:static trims and lowercases the domain name", async () => {
   }
 });
 
-Deno.test("adding an existing domain is refused, with one line per taken field", async () => {
-  const { domain, user } = names("dup");
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
-
+sshTest("adding an existing domain is refused, with one line per taken field", async () => {
+  await withSite("dup", async (domain, user) => {
     const sameDomain = await addSite(domain, `${user}x`);
     assert.deepEqual(sameDomain, {
       code: 1,
@@ -223,12 +236,10 @@ Deno.test("adding an existing domain is refused, with one line per taken field",
       stderr: "",
     });
     assert.equal((await inventory(`select id from site where user = '${user}x'`)).length, 0);
-  } finally {
-    await deleteSite(domain);
-  }
+  });
 });
 
-Deno.test("an apex domain collides with its www twin, and the reverse", async () => {
+sshTest("an apex domain collides with its www twin, and the reverse", async () => {
   const apexFirst = names("apex");
   const wwwFirst = names("www");
   try {
@@ -245,14 +256,14 @@ Deno.test("an apex domain collides with its www twin, and the reverse", async ()
   }
 });
 
-Deno.test("a site user already in the server's /etc/passwd is refused", async () => {
+sshTest("a site user already in the server's /etc/passwd is refused", async () => {
   const { domain } = names("taken");
   const run = await addSite(domain, "nosudo");
   assert.deepEqual(run, { code: 1, stdout: "siteUser: This value already exists.\n", stderr: "" });
   assert.equal((await siteRow(domain)).length, 0);
 });
 
-Deno.test("invalid input prints one line per violation, in field order", async () => {
+sshTest("invalid input prints one line per violation, in field order", async () => {
   const run = await addSite("exa mple", "1x", "short");
   assert.deepEqual(run, {
     code: 1,
@@ -275,7 +286,7 @@ Deno.test("invalid input prints one line per violation, in field order", async (
   assert.equal(dotted.stdout, "siteUser: This value is not valid.\n");
 });
 
-Deno.test("an empty or missing required option is reported on stdout", async () => {
+sshTest("an empty or missing required option is reported on stdout", async () => {
   const { domain, user } = names("opt");
   const empty = await clpctl(
     `site:add:static --domainName=${q(domain)} --siteUser=${q(user)} --siteUserPassword='  '`,
@@ -292,7 +303,7 @@ Deno.test("an empty or missing required option is reported on stdout", async () 
   ]);
 });
 
-Deno.test("an unknown option or command is a Symfony error on stderr, exit 1", async () => {
+sshTest("an unknown option or command is a Symfony error on stderr, exit 1", async () => {
   const { domain } = names("sym");
   const option = await clpctl(`site:add:static --domainName=${q(domain)} --phpVersion=8.3`);
   assert.equal(option.code, 1);
@@ -310,10 +321,8 @@ Deno.test("an unknown option or command is a Symfony error on stderr, exit 1", a
   assert.match(renew.stderr, /There are no commands defined in the "lets-encrypt:renew" namespace/);
 });
 
-Deno.test("lets-encrypt:install:certificate records a Let's Encrypt certificate", async () => {
-  const { domain, user } = names("cert");
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
+sshTest("lets-encrypt:install:certificate records a Let's Encrypt certificate", async () => {
+  await withSite("cert", async (domain) => {
     const run = await installCertificate(domain);
     assert.deepEqual(run, {
       code: 0,
@@ -321,88 +330,88 @@ Deno.test("lets-encrypt:install:certificate records a Let's Encrypt certificate"
       stderr: "",
     });
     assert.equal((await siteRow(domain))[0].certificate_type, 2);
-  } finally {
-    await deleteSite(domain);
-  }
+  });
 });
 
-Deno.test("lets-encrypt:install:certificate on a missing site says it does not exist", async () => {
+sshTest("lets-encrypt:install:certificate on a missing site says it does not exist", async () => {
   const { domain } = names("nocert");
   const run = await installCertificate(domain);
   assert.deepEqual(run, { code: 1, stdout: `Site "${domain}" does not exist.\n`, stderr: "" });
 });
 
-Deno.test("each certificate fault prints CloudPanel's text, exits 1 and installs nothing", async () => {
-  const { domain, user } = names("acme");
-  const challenge = (type: string) =>
-    new RegExp(
-      `^${domain.replaceAll(".", "\\.")}: Domain could not be validated, error message: ` +
-        `error type: urn:ietf:params:acme:error:${type}, error detail: .+, ` +
-        `www\\.${domain.replaceAll(".", "\\.")}: Domain could not be validated, .+\n$`,
-    );
-  const expected: Record<string, RegExp> = {
-    dns: challenge("dns"),
-    unauthorized: challenge("unauthorized"),
-    connection: challenge("connection"),
-    rate_limited: new RegExp(
-      "^An error occurred while requesting an order, error message: Client error: " +
-        "`POST https://acme-v02\\.api\\.letsencrypt\\.org/acme/new-order` resulted in a " +
-        '`429 Too Many Requests` response:\n\\{\n {2}"type": ' +
-        '"urn:ietf:params:acme:error:rateLimited",\n[^]* \\(truncated\\.\\.\\.\\)\n\n$',
-    ),
-    registration_timeout: new RegExp(
-      "^An error occurred while registering an account, error message: cURL error 28: " +
-        "Operation timed out after 15001 milliseconds with 0 bytes received \\(see " +
-        "https://curl\\.haxx\\.se/libcurl/c/libcurl-errors\\.html\\) for " +
-        "https://acme-v02\\.api\\.letsencrypt\\.org/acme/new-acct\n$",
-    ),
-  };
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
-    for (const [fault, text] of Object.entries(expected)) {
-      await withFault(domain, "cert", fault, async () => {
-        const run = await installCertificate(domain);
-        assert.equal(run.code, 1, fault);
-        assert.match(run.stdout, text, fault);
-        assert.equal(run.stderr, "", fault);
-      });
+sshTest(
+  "each certificate fault prints CloudPanel's text, exits 1 and installs nothing",
+  async () => {
+    const { domain, user } = names("acme");
+    const challenge = (type: string) =>
+      new RegExp(
+        `^${domain.replaceAll(".", "\\.")}: Domain could not be validated, error message: ` +
+          `error type: urn:ietf:params:acme:error:${type}, error detail: .+, ` +
+          `www\\.${domain.replaceAll(".", "\\.")}: Domain could not be validated, .+\n$`,
+      );
+    const expected: Record<string, RegExp> = {
+      dns: challenge("dns"),
+      unauthorized: challenge("unauthorized"),
+      connection: challenge("connection"),
+      rate_limited: new RegExp(
+        "^An error occurred while requesting an order, error message: Client error: " +
+          "`POST https://acme-v02\\.api\\.letsencrypt\\.org/acme/new-order` resulted in a " +
+          '`429 Too Many Requests` response:\n\\{\n {2}"type": ' +
+          '"urn:ietf:params:acme:error:rateLimited",\n[^]* \\(truncated\\.\\.\\.\\)\n\n$',
+      ),
+      registration_timeout: new RegExp(
+        "^An error occurred while registering an account, error message: cURL error 28: " +
+          "Operation timed out after 15001 milliseconds with 0 bytes received \\(see " +
+          "https://curl\\.haxx\\.se/libcurl/c/libcurl-errors\\.html\\) for " +
+          "https://acme-v02\\.api\\.letsencrypt\\.org/acme/new-acct\n$",
+      ),
+    };
+    try {
+      assert.equal((await addSite(domain, user)).code, 0);
+      for (const [fault, text] of Object.entries(expected)) {
+        await withFault(domain, "cert", fault, async () => {
+          const run = await installCertificate(domain);
+          assert.equal(run.code, 1, fault);
+          assert.match(run.stdout, text, fault);
+          assert.equal(run.stderr, "", fault);
+        });
+      }
+      assert.equal((await siteRow(domain))[0].certificate_type, 1);
+    } finally {
+      await deleteSite(domain);
     }
-    assert.equal((await siteRow(domain))[0].certificate_type, 1);
-  } finally {
-    await deleteSite(domain);
-  }
-});
+  },
+);
 
-Deno.test("a fault marked 'once' fires one time only", async () => {
-  const { domain, user } = names("once");
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
+sshTest("a fault marked 'once' fires one time only", async () => {
+  await withSite("once", async (domain) => {
     await withFault(domain, "cert", "dns once", async () => {
       assert.match((await installCertificate(domain)).stdout, /acme:error:dns/);
       assert.equal((await installCertificate(domain)).code, 0);
     });
-  } finally {
-    await deleteSite(domain);
-  }
-});
-
-Deno.test("an unreachable Public Suffix List fails site:add:static before anything is made", async () => {
-  const { domain, user } = names("psl");
-  await withFault(domain, "psl_unreachable", "", async () => {
-    const run = await addSite(domain, user);
-    assert.deepEqual(run, {
-      code: 1,
-      stdout: "cURL error 6: Could not resolve host: publicsuffix.org (see " +
-        "https://curl.haxx.se/libcurl/c/libcurl-errors.html) for " +
-        "https://publicsuffix.org/list/public_suffix_list.dat\n",
-      stderr: "",
-    });
   });
-  assert.equal((await siteRow(domain)).length, 0);
-  assert.equal((await ssh("root", `getent passwd ${q(user)}`)).code, 2);
 });
 
-Deno.test("a failure after createUser leaves the user and home but no inventory row", async () => {
+sshTest(
+  "an unreachable Public Suffix List fails site:add:static before anything is made",
+  async () => {
+    const { domain, user } = names("psl");
+    await withFault(domain, "psl_unreachable", "", async () => {
+      const run = await addSite(domain, user);
+      assert.deepEqual(run, {
+        code: 1,
+        stdout: "cURL error 6: Could not resolve host: publicsuffix.org (see " +
+          "https://curl.haxx.se/libcurl/c/libcurl-errors.html) for " +
+          "https://publicsuffix.org/list/public_suffix_list.dat\n",
+        stderr: "",
+      });
+    });
+    assert.equal((await siteRow(domain)).length, 0);
+    assert.equal((await ssh("root", `getent passwd ${q(user)}`)).code, 2);
+  },
+);
+
+sshTest("a failure after createUser leaves the user and home but no inventory row", async () => {
   const { domain, user } = names("part");
   try {
     await withFault(domain, "fail_after", "createUser", async () => {
@@ -422,7 +431,7 @@ Deno.test("a failure after createUser leaves the user and home but no inventory 
   }
 });
 
-Deno.test("delay_ms holds the answer back at least that long", async () => {
+sshTest("delay_ms holds the answer back at least that long", async () => {
   const { domain } = names("slow");
   await withFault(domain, "delay_ms", "800 lets-encrypt:install:certificate", async () => {
     const started = performance.now();
@@ -432,7 +441,7 @@ Deno.test("delay_ms holds the answer back at least that long", async () => {
   });
 });
 
-Deno.test("hang keeps the command silent past the caller's deadline", async () => {
+sshTest("hang keeps the command silent past the caller's deadline", async () => {
   const { domain } = names("hang");
   await withFault(domain, "hang", "5", async () => {
     const started = performance.now();
@@ -449,7 +458,7 @@ Deno.test("hang keeps the command silent past the caller's deadline", async () =
   });
 });
 
-Deno.test("site:delete --force removes the row, the user and the home", async () => {
+sshTest("site:delete --force removes the row, the user and the home", async () => {
   const { domain, user } = names("del");
   assert.equal((await addSite(domain, user)).code, 0);
   const run = await deleteSite(domain);
@@ -462,10 +471,8 @@ Deno.test("site:delete --force removes the row, the user and the home", async ()
   assert.deepEqual(again, { code: 1, stdout: `Site "${domain}" does not exist.\n`, stderr: "" });
 });
 
-Deno.test("site:delete without --force and without a TTY prompts and deletes nothing", async () => {
-  const { domain, user } = names("keep");
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
+sshTest("site:delete without --force and without a TTY prompts and deletes nothing", async () => {
+  await withSite("keep", async (domain) => {
     const run = await clpctl(`site:delete --domainName=${q(domain)}`);
     assert.deepEqual(run, {
       code: 0,
@@ -473,12 +480,10 @@ Deno.test("site:delete without --force and without a TTY prompts and deletes not
       stderr: `Confirm to delete the site: ${domain} (yes/no): `,
     });
     assert.equal((await siteRow(domain)).length, 1);
-  } finally {
-    await deleteSite(domain);
-  }
+  });
 });
 
-Deno.test("deploy runs clpctl and the read-only checks through sudo -n", async () => {
+sshTest("deploy runs clpctl and the read-only checks through sudo -n", async () => {
   const { domain, user } = names("sudo");
   try {
     const run = await addSite(domain, user, "Pw-9xY2kLmN", "deploy");
@@ -496,12 +501,12 @@ Deno.test("deploy runs clpctl and the read-only checks through sudo -n", async (
   }
 });
 
-Deno.test("nosudo is refused by sudo -n with 'a password is required'", async () => {
+sshTest("nosudo is refused by sudo -n with 'a password is required'", async () => {
   const run = await ssh("nosudo", "sudo -n clpctl --version");
   assert.deepEqual(run, { code: 1, stdout: "", stderr: "sudo: a password is required\n" });
 });
 
-Deno.test("without sudo a non-root user has only the site-user commands", async () => {
+sshTest("without sudo a non-root user has only the site-user commands", async () => {
   const { domain, user } = names("nonroot");
   const run = await ssh(
     "deploy",
@@ -513,7 +518,7 @@ Deno.test("without sudo a non-root user has only the site-user commands", async 
   assert.equal((await siteRow(domain)).length, 0);
 });
 
-Deno.test("calls.log records verb, domain and exit code, with the password masked", async () => {
+sshTest("calls.log records verb, domain and exit code, with the password masked", async () => {
   const { domain, user } = names("log");
   const password = `Secret-${crypto.randomUUID().slice(0, 8)}`;
   try {
@@ -535,10 +540,8 @@ Deno.test("calls.log records verb, domain and exit code, with the password maske
   }
 });
 
-Deno.test("the host's /etc/passwd, /home and /usr/bin stay untouched", async () => {
-  const { domain, user } = names("host");
-  try {
-    assert.equal((await addSite(domain, user)).code, 0);
+sshTest("the host's /etc/passwd, /home and /usr/bin stay untouched", async () => {
+  await withSite("host", async (_domain, user) => {
     assert.equal((await ssh("root", `getent passwd ${q(user)} deploy >/dev/null`)).code, 0);
     assert.equal(await inHostPasswd(user), false);
     assert.equal(await inHostPasswd("deploy"), false);
@@ -546,12 +549,10 @@ Deno.test("the host's /etc/passwd, /home and /usr/bin stay untouched", async () 
     assert.equal(await exists("/home/clp"), false);
     assert.equal(await exists("/usr/bin/clpctl"), false);
     assert.equal(await exists("/etc/sudoers.d/deploy-clpctl"), false);
-  } finally {
-    await deleteSite(domain);
-  }
+  });
 });
 
-Deno.test("the published settings let npm:ssh2 log in with the pinned host key", async () => {
+sshTest("the published settings let npm:ssh2 log in with the pinned host key", async () => {
   const privateKey = Deno.env.get("SSH_PRIVATE_KEY")?.replaceAll("\\n", "\n");
   const pinned = Deno.env.get("SSH_HOST_KEY_FINGERPRINT");
   assert.ok(privateKey && pinned, "SSH_PRIVATE_KEY and SSH_HOST_KEY_FINGERPRINT must be set");

@@ -21,10 +21,8 @@ Deno.test("a missing functions directory lists no functions", async () => {
 });
 
 Deno.test("function names follow the Supabase CLI rule", () => {
-  assert.equal(isFunctionName("hosting-automator"), true);
-  assert.equal(isFunctionName("a_b1"), true);
-  assert.equal(isFunctionName("_shared"), false);
-  assert.equal(isFunctionName("tests"), false);
-  assert.equal(isFunctionName("1x"), false);
-  assert.equal(isFunctionName("a.b"), false);
+  const valid = ["hosting-automator", "a_b1"];
+  for (const name of [...valid, "_shared", "tests", "1x", "a.b"]) {
+    assert.equal(isFunctionName(name), valid.includes(name), name);
+  }
 });

@@ -1,4 +1,4 @@
-// Edge-runtime stand-in: a supervisor that runs each Edge Function as its own Deno process.
+// Edge-runtime stand-in: runs each Edge Function as its own Deno process (a worker) behind one port.
 //
 // Replaces: Supabase's edge runtime (main worker + per-function user workers) behind
 // `/functions/v1`: limits, background tasks, env and permissions as docs/supabase.md gives them
@@ -16,7 +16,7 @@
 // A rewritten functions.env is picked up like `supabase secrets set`: the next request retires the
 // running worker (SIGTERM, beforeunload, grace period) and starts one with the new env.
 // Logs: every stdout/stderr line of every worker is appended unchanged (no prefix, no envelope)
-// to `$HA_STACK_DIR/logs/functions.log`; the supervisor's own messages go to its stdout.
+// to `$HA_STACK_DIR/logs/functions.log`; the runtime's own messages go to its stdout.
 //
 // Run (by `up`): deno run --allow-net --allow-env --allow-read --allow-write --allow-run runtime.ts
 // Settings: HA_EDGE_PORT, HA_STACK_DIR, HA_ROOT; optional HA_FUNCTIONS_DIR (default
@@ -38,7 +38,7 @@ export const DENO_PASSTHROUGH_ENV = [
   "NPM_CONFIG_REGISTRY",
 ] as const;
 
-export interface SupervisorOptions {
+export interface RuntimeOptions {
   functionsDir: string;
   envFile: string;
   denoConfig: string;
@@ -48,7 +48,7 @@ export interface SupervisorOptions {
   bootTimeoutMs: number;
   /** Variables passed to workers besides the dotenv file (normally DENO_PASSTHROUGH_ENV's). */
   passthroughEnv: Record<string, string>;
-  /** The supervisor's own log (boot, exit, restart). */
+  /** The runtime's own log (boot, exit, restart). */
   log: (message: string) => void;
 }
 
@@ -155,7 +155,7 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
-export interface Supervisor {
+export interface Runtime {
   /** Routes `/<name>/…` to the function's worker; `/_internal/health` reports the workers. */
   handler(request: Request): Promise<Response>;
   /** Starts every function's worker, one after the other. */
@@ -166,7 +166,7 @@ export interface Supervisor {
   shutdown(): Promise<void>;
 }
 
-export function createSupervisor(options: SupervisorOptions): Supervisor {
+export function createRuntime(options: RuntimeOptions): Runtime {
   const workers = new Map<string, Worker>();
   const retired = new Set<{ child: Deno.ChildProcess; exited: Promise<Deno.CommandStatus> }>();
   const sink = new LineSink(options.functionsLogFile);
@@ -429,7 +429,7 @@ async function main(): Promise<void> {
     if (value !== undefined) passthroughEnv[key] = value;
   }
   const log = (message: string) => console.log(`${new Date().toISOString()} ${message}`);
-  const supervisor = createSupervisor({
+  const runtime = createRuntime({
     functionsDir: Deno.env.get("HA_FUNCTIONS_DIR") || join(root, "supabase", "functions"),
     envFile,
     denoConfig: join(root, "deno.json"),
@@ -445,14 +445,14 @@ async function main(): Promise<void> {
     hostname: "127.0.0.1",
     port,
     onListen: () => log(`edge-runtime stand-in listening on 127.0.0.1:${port}`),
-  }, supervisor.handler);
+  }, runtime.handler);
 
   let stopping = false;
   const stopAll = async () => {
     if (stopping) return;
     stopping = true;
     log("stopping workers");
-    await supervisor.shutdown();
+    await runtime.shutdown();
     await server.shutdown();
     log("stopped");
     Deno.exit(0);
@@ -460,7 +460,7 @@ async function main(): Promise<void> {
   Deno.addSignalListener("SIGTERM", () => void stopAll());
   Deno.addSignalListener("SIGINT", () => void stopAll());
 
-  await supervisor.bootAll();
+  await runtime.bootAll();
   log("initial boot finished");
 }
 

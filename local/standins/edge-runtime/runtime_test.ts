@@ -2,7 +2,7 @@
 // They spawn real worker processes; run with: deno test --allow-all local/standins/edge-runtime
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createSupervisor, DENO_PASSTHROUGH_ENV, type Supervisor } from "./runtime.ts";
+import { createRuntime, DENO_PASSTHROUGH_ENV, type Runtime } from "./runtime.ts";
 
 const FUNCTIONS_DIR = new URL("./testdata/functions", import.meta.url).pathname;
 const DENO_CONFIG = new URL("../../../deno.json", import.meta.url).pathname;
@@ -15,7 +15,7 @@ const DOTENV = [
 ].join("\n");
 
 interface Fixture {
-  supervisor: Supervisor;
+  runtime: Runtime;
   logFile: string;
   envFile: string;
   passthroughEnv: Record<string, string>;
@@ -32,7 +32,7 @@ async function startFixture(overrides: { wallClockMs?: number } = {}): Promise<F
     const value = Deno.env.get(key);
     if (value !== undefined) passthroughEnv[key] = value;
   }
-  const supervisor = createSupervisor({
+  const runtime = createRuntime({
     functionsDir: FUNCTIONS_DIR,
     envFile,
     denoConfig: DENO_CONFIG,
@@ -43,21 +43,21 @@ async function startFixture(overrides: { wallClockMs?: number } = {}): Promise<F
     passthroughEnv,
     log: () => {},
   });
-  await supervisor.bootAll();
+  await runtime.bootAll();
   return {
-    supervisor,
+    runtime,
     logFile,
     envFile,
     passthroughEnv,
     async close() {
-      await supervisor.shutdown();
+      await runtime.shutdown();
       await Deno.remove(dir, { recursive: true });
     },
   };
 }
 
-async function call(supervisor: Supervisor, path: string, init?: RequestInit) {
-  const response = await supervisor.handler(new Request(`http://edge.local${path}`, init));
+async function call(runtime: Runtime, path: string, init?: RequestInit) {
+  const response = await runtime.handler(new Request(`http://edge.local${path}`, init));
   const text = await response.text();
   let body: unknown = text;
   try {
@@ -100,10 +100,10 @@ async function waitForExit(pid: number, timeoutMs = 10_000): Promise<void> {
 
 Deno.test("edge-runtime stand-in serves functions like hosted user workers", async (t) => {
   const fixture = await startFixture();
-  const { supervisor, logFile } = fixture;
+  const { runtime, logFile } = fixture;
   try {
-    await t.step("the function's Deno.serve handler answers through the supervisor", async () => {
-      const { status, body } = await call(supervisor, "/probe/info?x=1");
+    await t.step("the function's Deno.serve handler answers through the runtime", async () => {
+      const { status, body } = await call(runtime, "/probe/info?x=1");
       assert.equal(status, 200);
       assert.equal(body.method, "GET");
       assert.equal(body.path, "/probe/info", "the worker sees the original path");
@@ -112,7 +112,7 @@ Deno.test("edge-runtime stand-in serves functions like hosted user workers", asy
     });
 
     await t.step("method, headers, body and status pass through both ways", async () => {
-      const { status, body, response } = await call(supervisor, "/probe/echo", {
+      const { status, body, response } = await call(runtime, "/probe/echo", {
         method: "POST",
         headers: { "content-type": "application/json", "x-probe": "yes" },
         body: '{"a":1}',
@@ -125,7 +125,7 @@ Deno.test("edge-runtime stand-in serves functions like hosted user workers", asy
     });
 
     await t.step("a default-export fetch module is served as well", async () => {
-      const { status, text } = await call(supervisor, "/served-default/deep/path");
+      const { status, text } = await call(runtime, "/served-default/deep/path");
       assert.equal(status, 200);
       assert.equal(text, "default export saw /served-default/deep/path");
     });
@@ -133,7 +133,7 @@ Deno.test("edge-runtime stand-in serves functions like hosted user workers", asy
     await t.step(
       "env is exactly the dotenv entries, SB_EXECUTION_ID and Deno's needs",
       async () => {
-        const { body } = await call(supervisor, "/probe/info");
+        const { body } = await call(runtime, "/probe/info");
         const env = body.env as Record<string, string>;
         assert.deepEqual(
           Object.keys(env).sort(),
@@ -155,13 +155,13 @@ Deno.test("edge-runtime stand-in serves functions like hosted user workers", asy
     );
 
     await t.step("Deno.Command is denied inside a worker", async () => {
-      const { body } = await call(supervisor, "/probe/run");
+      const { body } = await call(runtime, "/probe/run");
       assert.deepEqual(body, { ran: false, error: "NotCapable" });
     });
 
     await t.step("EdgeRuntime.waitUntil work completes after the response", async () => {
       const started = Date.now();
-      const { status, body } = await call(supervisor, "/probe/background?id=after&ms=400");
+      const { status, body } = await call(runtime, "/probe/background?id=after&ms=400");
       assert.equal(status, 202);
       assert.equal(body.accepted, "after");
       assert.ok(Date.now() - started < 400, "the response does not wait for the background work");
@@ -180,21 +180,21 @@ Deno.test("edge-runtime stand-in serves functions like hosted user workers", asy
     await t.step(
       "a rejected waitUntil promise is logged, and the worker keeps serving",
       async () => {
-        const before = (await call(supervisor, "/probe/info")).body.pid;
-        assert.equal((await call(supervisor, "/probe/reject")).status, 200);
+        const before = (await call(runtime, "/probe/info")).body.pid;
+        assert.equal((await call(runtime, "/probe/reject")).status, 200);
         const line = await waitForLog(logFile, (l) => l.source === "edge-runtime");
         assert.equal(line.message, "EdgeRuntime.waitUntil promise rejected");
         assert.match(String(line.error), /background failure/);
-        assert.equal((await call(supervisor, "/probe/info")).body.pid, before);
+        assert.equal((await call(runtime, "/probe/info")).body.pid, before);
       },
     );
 
     await t.step(
       "SIGTERM fires beforeunload(termination) and lets waitUntil work finish",
       async () => {
-        const { body } = await call(supervisor, "/probe/background?id=draining&ms=700");
+        const { body } = await call(runtime, "/probe/background?id=draining&ms=700");
         const pid = body.pid as number;
-        assert.equal(supervisor.workerPid("probe"), pid);
+        assert.equal(runtime.workerPid("probe"), pid);
         Deno.kill(pid, "SIGTERM");
         await waitForExit(pid);
         const lines = await logLines(logFile);
@@ -209,12 +209,12 @@ Deno.test("edge-runtime stand-in serves functions like hosted user workers", asy
     );
 
     await t.step("a dead worker is restarted on the next request", async () => {
-      const { status, body } = await call(supervisor, "/probe/info");
+      const { status, body } = await call(runtime, "/probe/info");
       assert.equal(status, 200);
       const pid = body.pid as number;
       Deno.kill(pid, "SIGKILL");
       await waitForExit(pid);
-      const again = await call(supervisor, "/probe/info");
+      const again = await call(runtime, "/probe/info");
       assert.equal(again.status, 200);
       assert.notEqual(again.body.pid, pid);
       assert.notEqual(
@@ -225,10 +225,10 @@ Deno.test("edge-runtime stand-in serves functions like hosted user workers", asy
     });
 
     await t.step("a rewritten functions.env reaches a fresh worker, like secrets set", async () => {
-      const before = await call(supervisor, "/probe/info");
+      const before = await call(runtime, "/probe/info");
       const oldPid = before.body.pid as number;
       await Deno.writeTextFile(fixture.envFile, DOTENV + "\nADDED=later\n");
-      const after = await call(supervisor, "/probe/info");
+      const after = await call(runtime, "/probe/info");
       assert.equal(after.status, 200);
       assert.notEqual(after.body.pid, oldPid);
       assert.equal((after.body.env as Record<string, string>).ADDED, "later");
@@ -243,14 +243,14 @@ Deno.test("edge-runtime stand-in serves functions like hosted user workers", asy
 
     await t.step("an unknown function and a tests folder are not found", async () => {
       for (const path of ["/nope", "/tests/x", "/_shared/json.ts", "/"]) {
-        const { status, body } = await call(supervisor, path);
+        const { status, body } = await call(runtime, path);
         assert.equal(status, 404, path);
         assert.deepEqual(body, { code: "NOT_FOUND", message: "Requested function was not found" });
       }
     });
 
     await t.step("a function that throws while loading answers 503 BOOT_ERROR", async () => {
-      const { status, body } = await call(supervisor, "/broken");
+      const { status, body } = await call(runtime, "/broken");
       assert.equal(status, 503);
       assert.deepEqual(body, {
         code: "BOOT_ERROR",
@@ -260,7 +260,7 @@ Deno.test("edge-runtime stand-in serves functions like hosted user workers", asy
     });
 
     await t.step("health lists each function's worker state once booted", async () => {
-      const { status, body } = await call(supervisor, "/_internal/health");
+      const { status, body } = await call(runtime, "/_internal/health");
       assert.equal(status, 200);
       assert.equal(body.message, "ok");
       const functions = body.functions as Record<string, string>;
@@ -276,7 +276,7 @@ Deno.test("edge-runtime stand-in serves functions like hosted user workers", asy
 Deno.test("the wall-clock limit fires beforeunload(wall_clock) and a fresh worker takes over", async () => {
   const fixture = await startFixture({ wallClockMs: 1_500 });
   try {
-    const first = await call(fixture.supervisor, "/probe/info");
+    const first = await call(fixture.runtime, "/probe/info");
     const pid = first.body.pid as number;
     const unload = await waitForLog(
       fixture.logFile,
@@ -284,7 +284,7 @@ Deno.test("the wall-clock limit fires beforeunload(wall_clock) and a fresh worke
     );
     assert.equal(unload.reason, "wall_clock");
     await waitForExit(pid);
-    const next = await call(fixture.supervisor, "/probe/info");
+    const next = await call(fixture.runtime, "/probe/info");
     assert.equal(next.status, 200);
     assert.notEqual(next.body.pid, pid);
   } finally {

@@ -11,7 +11,7 @@
 // V8's old-space flag, no CPU limit). On SIGTERM it waits up to the grace period for waitUntil
 // promises and in-flight requests, then exits. The wall-clock limit fires `beforeunload` with
 // reason `wall_clock`, stops accepting requests and exits after the same grace period; the
-// supervisor starts a fresh worker on the next request.
+// runtime starts a fresh worker on the next request.
 //
 // Usage (by runtime.ts only): deno run <permissions> worker_bootstrap.ts <entry-url> <port>
 //   <wall-clock-ms> <grace-ms>

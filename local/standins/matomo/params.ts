@@ -2,11 +2,12 @@
 //
 // Replaces: PHP's request-variable registration (php_register_variable_ex) and Matomo's
 // `$_GET + $_POST` merge in core/Common.php::getRequestVar, where the GET value wins
-// (docs/matomo.md#request-shape). Follows: `urls[0]=`, `urls[]=` and nested `a[b][c]=` become
-// ordered arrays; a plain `urls=` stays a string; `.` and space in a top-level name become `_`; the body is
-// read only for POST with `application/x-www-form-urlencoded` or `multipart/form-data` (PHP ignores
-// other bodies). Differs: PHP keeps raw bytes where URLSearchParams substitutes U+FFFD for invalid
-// UTF-8; uploaded files, max_input_vars and max_input_nesting_level are not modelled.
+// (docs/matomo.md). Follows: `urls[0]=`, `urls[]=` and nested `a[b][c]=` become ordered
+// arrays; a plain `urls=` stays a string; `.` and space in a top-level name become `_`; the body is
+// read only for POST with `application/x-www-form-urlencoded`, the product's form (PHP ignores
+// other bodies). Differs: no `multipart/form-data` bodies (the product never sends one); PHP keeps
+// raw bytes where URLSearchParams substitutes U+FFFD for invalid UTF-8; max_input_vars and
+// max_input_nesting_level are not modelled.
 
 /** A PHP request value: a string, or an array whose keys keep their insertion order, as in PHP. */
 export type PhpValue = string | PhpArray;
@@ -116,14 +117,6 @@ async function bodyPairs(req: Request): Promise<[string, string][]> {
   const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   if (type === "application/x-www-form-urlencoded") {
     return [...new URLSearchParams(await req.text())];
-  }
-  if (type === "multipart/form-data") {
-    const form = await req.formData();
-    const pairs: [string, string][] = [];
-    for (const [name, value] of form) {
-      if (typeof value === "string") pairs.push([name, value]);
-    }
-    return pairs;
   }
   return [];
 }

@@ -1,28 +1,21 @@
 // Matomo stand-in, part 2 of 4: the bytes Matomo 5 and its nginx front send back.
 //
-// Replaces: Matomo's API renderers (plugins/API/Renderer/{Json,Xml}.php and
-// core/DataTable/Renderer/Xml.php), its HTML error page (Piwik_GetErrorMessagePage with the
-// Morpheus simpleLayout templates) and nginx's own error pages. Follows:
-// docs/matomo.md#observed-answers (Content-Types, `{"value":N}`, `[{"idsite":N}]`,
-// `{"result":"error","message":…}`), and PHP's default json_encode (`/` sent as `\/`, non-ASCII as
-// `\uXXXX`). Differs: the observed table prints XML bodies compacted and without the declaration;
-// here they carry the `<?xml …?>` line, tabs and newlines that core/DataTable/Renderer/Xml.php
-// writes. In the HTML pages only the `<h2>message</h2>` line is observed; the rest of the page
-// follows the templates (a Matomo 5 page has more styling). JSONP (`callback=`) is not modelled.
+// Replaces: Matomo's JSON API renderer (plugins/API/Renderer/Json.php), its HTML error page
+// (Piwik_GetErrorMessagePage with the Morpheus simpleLayout templates) and nginx's own error pages.
+// Follows: docs/matomo.md, table "Observed on a real Matomo 5.0.2" (Content-Types,
+// `{"value":N}`, `[{"idsite":N}]`, `{"result":"error","message":…}`), PHP's default json_encode
+// (`/` sent as `\/`, non-ASCII as `\uXXXX`), and a void result as Matomo's
+// `{"result":"success","message":"ok"}`. Differs: no XML renderer (the product asks for JSON); in
+// the HTML pages only the `<h2>message</h2>` line is observed, the rest follows the templates (a
+// Matomo 5 page has more styling). JSONP (`callback=`) is not modelled.
 
 export const JSON_TYPE = "application/json; charset=utf-8";
-export const XML_TYPE = "text/xml; charset=utf-8";
 export const HTML_TYPE = "text/html; charset=utf-8";
 
-/** A value returned by an API method, as Matomo would hold it in PHP. */
-export type ApiValue = string | number | boolean | null | ApiValue[] | ApiRow;
-export interface ApiRow {
+/** A value returned by an API method, as Matomo would hold it in PHP; null for void. */
+export type ApiValue = string | number | boolean | null | ApiValue[] | {
   [column: string]: ApiValue;
-}
-
-export type ApiFormat = "json" | "xml";
-
-const XML_DECLARATION = '<?xml version="1.0" encoding="utf-8" ?>\n';
+};
 
 /** PHP `json_encode($value)` with default flags. */
 export function phpJsonEncode(value: ApiValue): string {
@@ -37,73 +30,15 @@ export function htmlSpecialChars(text: string): string {
     .replaceAll('"', "&quot;");
 }
 
-/** Renderer::formatValueXml for a scalar. */
-function xmlValue(value: string | number | boolean | null): string {
-  if (value === null) return "";
-  if (typeof value === "boolean") return value ? "1" : "0";
-  if (typeof value === "number") return String(value);
-  return htmlSpecialChars(value);
+/** The body of a successful API answer: void as success, scalars wrapped as `{"value":…}`. */
+export function renderApiValue(value: ApiValue): string {
+  if (value === null) return phpJsonEncode({ result: "success", message: "ok" });
+  return phpJsonEncode(typeof value === "object" ? value : { value });
 }
 
-function isRow(value: ApiValue): value is ApiRow {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** core/DataTable/Renderer/Xml.php::renderArray, for lists and rows. */
-function xmlArray(array: ApiValue[] | ApiRow, prefix: string): string {
-  const assoc = isRow(array);
-  const entries: [string, ApiValue][] = assoc
-    ? Object.entries(array)
-    : array.map((v, i) => [String(i), v]);
-  const hasNested = entries.some(([, v]) => typeof v === "object" && v !== null);
-  // Root associative arrays without nested arrays are wrapped in one <row> (backward compatibility).
-  const wrap = prefix === "\t" && assoc && !hasNested && entries.length > 1;
-  let out = "";
-  let inner = prefix;
-  if (wrap) {
-    out += `${prefix}<row>\n`;
-    inner += "\t";
-  }
-  for (const [key, value] of entries) {
-    const open = assoc ? `<${key}>` : "<row>";
-    const close = assoc ? `</${key}>` : "</row>";
-    const empty = assoc ? `<${key} />` : "<row/>";
-    if (typeof value === "object" && value !== null) {
-      out += `${inner}${open}\n${xmlArray(value, inner + "\t")}${inner}${close}\n`;
-    } else {
-      const text = xmlValue(value);
-      out += text === "" ? `${inner}${empty}\n` : `${inner}${open}${text}${close}\n`;
-    }
-  }
-  if (wrap) out += `${prefix}</row>\n`;
-  return out;
-}
-
-/** The body of a successful API answer. Scalars are wrapped as `{"value":…}` in JSON. */
-export function renderApiValue(format: ApiFormat, value: ApiValue): string {
-  const scalar = typeof value !== "object" || value === null;
-  if (format === "json") return phpJsonEncode(scalar ? { value } : value);
-  if (scalar) {
-    const text = xmlValue(value);
-    return XML_DECLARATION + (text === "" ? "<result />" : `<result>${text}</result>`);
-  }
-  const empty = Array.isArray(value) ? value.length === 0 : Object.keys(value).length === 0;
-  if (empty) return XML_DECLARATION + "<result />";
-  return `${XML_DECLARATION}<result>\n${xmlArray(value, "\t")}</result>`;
-}
-
-/** The body of an API error (`{"result":"error","message":…}`); newlines become spaces in JSON. */
-export function renderApiError(format: ApiFormat, message: string): string {
-  if (format === "json") {
-    return phpJsonEncode({ result: "error", message: message.replace(/\r?\n/g, " ") });
-  }
-  return `${XML_DECLARATION}<result>\n\t<error message="${
-    htmlSpecialChars(message)
-  }" />\n</result>`;
-}
-
-export function contentTypeFor(format: ApiFormat): string {
-  return format === "json" ? JSON_TYPE : XML_TYPE;
+/** The body of an API error (`{"result":"error","message":…}`); newlines become spaces. */
+export function renderApiError(message: string): string {
+  return phpJsonEncode({ result: "error", message: message.replace(/\r?\n/g, " ") });
 }
 
 /** Matomo's HTML error page (Piwik_GetErrorMessagePage), e.g. for a token refused outside the API. */

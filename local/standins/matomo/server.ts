@@ -1,26 +1,28 @@
 // Matomo stand-in, part 4 of 4: the HTTP entry (`createMatomoStandin`) and the process (`main`).
 //
 // Replaces: a self-hosted Matomo 5.0.2 (PHP-FPM behind nginx, as CloudPanel runs it), as far as the
-// Hosting Automator uses it: the Reporting API at `/index.php` and `/` with
-// SitesManager.getSitesIdFromSiteUrl, SitesManager.addSite, SitesManager.getSiteFromId,
-// SitesManager.getSitesWithAdminAccess and API.getMatomoVersion.
-// Follows: docs/matomo.md#observed-answers row by row (status codes, Content-Types, bodies),
-// docs/matomo.md#request-shape (parameters from query and form body, GET wins, XML by default,
-// `format` case-insensitive; one super-user token, accepted in the body or, with
-// `only_allow_secure_auth_tokens = 0`, in the query; a refused token is 401, rendered as API
-// JSON/XML only when `module=API&method=…` are in the query string, else as Matomo's HTML error
-// page; the GET message when the token came in the query), docs/matomo.md#brute-force-lockout
-// (failed token logins per client IP, and once more than 20 fall inside 60 minutes every API
-// request from that IP gets 500 — `numLogins <= maxLogAttempts` in
-// plugins/Login/Security/BruteForceDetection.php, which matches the measured run),
-// docs/matomo.md#sitesmanager-calls (messages, 200 for validation errors, 401 for access).
+// Hosting Automator uses it (supabase/functions/hosting-automator/core/matomo.ts): the Reporting
+// API at `/index.php` and `/`, `format=JSON`, with SitesManager.getSitesIdFromSiteUrl and
+// SitesManager.addSite, and SitesManager.deleteSite for the coming site removal.
+// Follows: docs/matomo.md — the table "Observed on a real Matomo 5.0.2" row by row (status
+// codes, Content-Types, bodies), §B1 (parameters from query and form body, GET wins, `format`
+// case-insensitive), §B2 (one super-user token; accepted in the body or, with
+// `only_allow_secure_auth_tokens = 0`, in the query; a refused token is 401, rendered as API JSON/XML
+// only when `module=API&method=…` are in the query string, else as Matomo's HTML error page; the
+// GET message when the token came in the query; brute-force protection: failed token logins per
+// client IP, and once more than 20 fall inside 60 minutes every API request from that IP gets 500 —
+// `numLogins <= maxLogAttempts` in plugins/Login/Security/BruteForceDetection.php, which matches the
+// measured run in docs/matomo.md), and docs/matomo.md#observed-answers (messages, 200 for
+// validation errors, 401 for access).
+// deleteSite follows plugins/SitesManager/API.php (super user only; "website id = N not found";
+// the last site cannot go) and answers void as Matomo's `{"result":"success","message":"ok"}`.
 // Differs: anything outside that model is answered `400 text/plain` with the header
-// `x-matomo-standin: not-modelled` (other modules, other formats, known SitesManager methods that
-// are not implemented, the web UI), so a client can never mistake it for a Matomo answer. The
+// `x-matomo-standin: not-modelled` (other methods and modules, even unknown ones that Matomo
+// answers with "does not exist"; formats other than JSON, XML included; the web UI), so a client
+// can never mistake it for a Matomo answer. The
 // brute-force counter lives in memory (a restart unblocks, like `console login:unblock-blocked-ips`);
-// sites are kept in a JSON file (sites.ts). `timezone_name` repeats the timezone id. Inferred from
-// Matomo's source, not observed: anonymous API requests are blocked by brute force too; a refused
-// token rendered as API error uses `format` from query or body; the anonymous getMatomoVersion text.
+// sites are kept in a JSON file (sites.ts). Inferred from Matomo's source, not observed: anonymous
+// API requests are blocked by brute force too; the deleteSite texts.
 //
 // Control API (JSON, the stand-in's own, not Matomo's), under `/__standin/`:
 //   GET health | sites | requests | fault;  POST reset | unblock;  POST fault with
@@ -42,23 +44,21 @@ import {
   readPhpRequest,
 } from "./params.ts";
 import {
-  type ApiFormat,
-  type ApiRow,
   type ApiValue,
-  contentTypeFor,
   HTML_TYPE,
+  JSON_TYPE,
   matomoErrorPage,
   nginxErrorPage,
   renderApiError,
   renderApiValue,
 } from "./render.ts";
-import { cleanSiteUrls, isLookLikeUrl, type SiteRecord, SiteStore } from "./sites.ts";
+import { cleanSiteUrls, isLookLikeUrl, SiteStore } from "./sites.ts";
 
 export const MATOMO_VERSION = "5.0.2";
 export const CONTROL_PREFIX = "/__standin/";
 const DROPPED_HEADER = "x-matomo-standin-dropped";
 
-/** Messages exactly as docs/matomo.md#observed-answers gives them. */
+/** Messages exactly as the reference gives them. */
 export const MESSAGES = {
   tokenRefusedPost:
     "Unable to authenticate with the provided token. It is either invalid or expired.",
@@ -66,6 +66,8 @@ export const MESSAGES = {
     "Unable to authenticate with the provided token. It is either invalid, expired or is required to be sent as a POST parameter.",
   superUserRequired: "You can't access this resource as it requires a 'superuser' access.",
   blocked: "Too many failed logins. Please wait and try logging in again later.",
+  lastSite:
+    "It is not possible to delete this website as it is the only registered website. Add a new website first, then delete this one.",
   databaseDown: "SQLSTATE[HY000] [2002] Connection refused",
 } as const;
 
@@ -161,8 +163,8 @@ function nginxResponse(status: 404 | 502 | 503 | 504): Response {
   });
 }
 
-function apiResponse(format: ApiFormat, body: string, status = 200): Response {
-  return new Response(body, { status, headers: { "content-type": contentTypeFor(format) } });
+function apiResponse(body: string, status = 200): Response {
+  return new Response(body, { status, headers: { "content-type": JSON_TYPE } });
 }
 
 function jsonResponse(value: unknown, status = 200): Response {
@@ -219,84 +221,10 @@ function isValidCurrency(code: string): boolean {
   return Intl.supportedValuesOf("currency").includes(code);
 }
 
-function currencyName(code: string): string {
-  return new Intl.DisplayNames(["en"], { type: "currency" }).of(code) ?? code;
-}
-
 /** MySQL DATETIME text of an epoch-milliseconds instant, UTC. */
 function mysqlDateTime(ms: number): string {
   return new Date(ms).toISOString().slice(0, 19).replace("T", " ");
 }
-
-/** A site as SitesManager returns it (getSiteFromId / getSitesWithAdminAccess). */
-function siteRow(site: SiteRecord, withAliases: boolean): ApiRow {
-  const { alias_urls, ...columns } = site;
-  const row: ApiRow = {
-    ...columns,
-    timezone_name: site.timezone,
-    currency_name: currencyName(site.currency),
-  };
-  if (withAliases) row.alias_urls = [...alias_urls];
-  return row;
-}
-
-/** Real method names of the two modules that the stand-in does not implement. */
-const KNOWN_UNMODELLED: Record<string, string[]> = {
-  SitesManager: [
-    "addSiteAliasUrls",
-    "deleteSite",
-    "getAllSites",
-    "getAllSitesId",
-    "getCurrencyList",
-    "getCurrencySymbols",
-    "getDefaultCurrency",
-    "getDefaultTimezone",
-    "getExcludedIpsGlobal",
-    "getExcludedQueryParametersGlobal",
-    "getExcludedUserAgentsGlobal",
-    "getImageTrackingCode",
-    "getJavascriptTag",
-    "getPatternMatchSites",
-    "getSiteSettings",
-    "getSiteUrlsFromId",
-    "getSitesFromGroup",
-    "getSitesGroups",
-    "getSitesIdFromTimezones",
-    "getSitesIdWithAdminAccess",
-    "getSitesIdWithAtLeastViewAccess",
-    "getSitesIdWithViewAccess",
-    "getSitesIdWithWriteAccess",
-    "getSitesWithAtLeastViewAccess",
-    "getSitesWithViewAccess",
-    "getTimezonesList",
-    "renameGroup",
-    "setDefaultCurrency",
-    "setDefaultTimezone",
-    "setGlobalExcludedIps",
-    "setGlobalExcludedQueryParameters",
-    "setGlobalExcludedUserAgents",
-    "setGlobalSearchParameters",
-    "setSiteAliasUrls",
-    "updateSite",
-  ],
-  API: [
-    "get",
-    "getBulkRequest",
-    "getDefaultMetricTranslations",
-    "getIpFromHeader",
-    "getMetadata",
-    "getPiwikVersion",
-    "getPhpVersion",
-    "getProcessedReport",
-    "getReportMetadata",
-    "getReportPagesMetadata",
-    "getRowEvolution",
-    "getSegmentsMetadata",
-    "getSettings",
-    "getSuggestedValuesForSegment",
-    "getWidgetMetadata",
-  ],
-};
 
 /** Brute-force detection: failed token logins per client IP inside a sliding window. */
 class FailedLogins {
@@ -393,134 +321,79 @@ export function createMatomoStandin(opts: MatomoStandinOptions): MatomoStandinHa
   let seq = 0;
   const hanging = new Set<() => void>();
 
-  const methods: Record<string, Record<string, (ctx: CallContext) => ApiValue>> = {
-    SitesManager: {
-      getSitesIdFromSiteUrl(ctx) {
-        const url = required(ctx.params, "url");
-        // Without super-user access only sites the user may view are searched: none for anonymous.
-        if (ctx.access !== "superuser") return [];
-        return store.findIdsByUrl(url).map((idsite) => ({ idsite }));
-      },
-      addSite(ctx) {
-        const p = ctx.params;
-        const siteName = required(p, "siteName");
-        requireSuperUser(ctx);
-        if (siteName === "0") throw new ApiError("The website name can't be empty.");
-        const rawUrls = p.get("urls");
-        const urls = cleanSiteUrls(rawUrls === undefined ? [] : phpValues(rawUrls));
-        for (const url of urls) {
-          if (!isLookLikeUrl(url)) throw new ApiError(`The url '${url}' is not a valid URL.`);
-        }
-        const timezone = optional(p, "timezone") ?? "UTC";
-        if (!isValidTimezone(timezone)) {
-          throw new ApiError(
-            `The timezone "${timezone}" is not valid. Please enter a valid timezone.`,
-          );
-        }
-        const currency = optional(p, "currency") ?? "USD";
-        if (!isValidCurrency(currency)) {
-          throw new ApiError(
-            `The currency "${currency}" is not valid. Please enter a valid currency symbol (eg. USD, EUR, etc.)`,
-          );
-        }
-        return store.add({
-          name: siteName,
-          main_url: urls[0] ?? "",
-          alias_urls: urls.slice(1),
-          ts_created: mysqlDateTime(now()),
-          ecommerce: flag(p, "ecommerce", 0),
-          sitesearch: flag(p, "siteSearch", 1),
-          sitesearch_keyword_parameters: optional(p, "searchKeywordParameters") ?? "",
-          sitesearch_category_parameters: optional(p, "searchCategoryParameters") ?? "",
-          timezone,
-          currency,
-          exclude_unknown_urls: flag(p, "excludeUnknownUrls", 0),
-          excluded_ips: optional(p, "excludedIps") ?? "",
-          excluded_parameters: optional(p, "excludedQueryParameters") ?? "",
-          excluded_user_agents: optional(p, "excludedUserAgents") ?? "",
-          excluded_referrers: optional(p, "excludedReferrers") ?? "",
-          group: optional(p, "group") ?? "",
-          type: optional(p, "type") ?? "website",
-          keep_url_fragment: Number(optional(p, "keepURLFragments") ?? 0) || 0,
-          creator_login: "admin",
-        });
-      },
-      getSiteFromId(ctx) {
-        const raw = required(ctx.params, "idSite");
-        if (!/^[0-9]+$/.test(raw)) throw new NotModelled(`a non-numeric idSite`);
-        const idsite = Number(raw);
-        if (ctx.access !== "superuser") {
-          throw new ApiError(
-            `You can't access this resource as it requires 'view' access for the website id = ${idsite}.`,
-            401,
-          );
-        }
-        const site = store.get(idsite);
-        if (site === undefined) {
-          throw new ApiError(
-            `An unexpected website was found in the request: website id was set to '${idsite}' .`,
-          );
-        }
-        return siteRow(site, false);
-      },
-      getSitesWithAdminAccess(ctx) {
-        if (ctx.access !== "superuser") return [];
-        const p = ctx.params;
-        const withAliases = flag(p, "fetchAliasUrls", 0) === 1;
-        const pattern = optional(p, "pattern")?.toLowerCase();
-        const exclude = new Set(
-          phpValues(p.get("sitesToExclude") ?? "").flatMap((v) => v.split(","))
-            .filter((v) => v !== "").map(Number),
-        );
-        let sites = store.all().filter((s) => !exclude.has(s.idsite));
-        if (pattern !== undefined) {
-          sites = sites.filter((s) =>
-            [s.name, s.main_url, s.group, ...s.alias_urls].some((v) =>
-              v.toLowerCase().includes(pattern)
-            )
-          );
-        }
-        const limit = Number(optional(p, "limit") ?? 0);
-        if (limit > 0) sites = sites.slice(0, limit);
-        // The HTTP API applies filter_limit (default API_datatable_default_limit = 100).
-        const filterLimit = Number(optional(p, "filter_limit") ?? 100);
-        const offset = Number(optional(p, "filter_offset") ?? 0);
-        if (filterLimit !== -1) sites = sites.slice(offset, offset + filterLimit);
-        return sites.map((s) => siteRow(s, withAliases));
-      },
+  const methods: Record<string, (ctx: CallContext) => ApiValue> = {
+    getSitesIdFromSiteUrl(ctx) {
+      const url = required(ctx.params, "url");
+      // Without super-user access only sites the user may view are searched: none for anonymous.
+      if (ctx.access !== "superuser") return [];
+      return store.findIdsByUrl(url).map((idsite) => ({ idsite }));
     },
-    API: {
-      getMatomoVersion(ctx) {
-        if (ctx.access !== "superuser") {
-          throw new ApiError(
-            "You can't access this resource as it requires view access for at least one website.",
-            401,
-          );
-        }
-        return MATOMO_VERSION;
-      },
+    addSite(ctx) {
+      const p = ctx.params;
+      const siteName = required(p, "siteName");
+      requireSuperUser(ctx);
+      if (siteName === "0") throw new ApiError("The website name can't be empty.");
+      const rawUrls = p.get("urls");
+      const urls = cleanSiteUrls(rawUrls === undefined ? [] : phpValues(rawUrls));
+      for (const url of urls) {
+        if (!isLookLikeUrl(url)) throw new ApiError(`The url '${url}' is not a valid URL.`);
+      }
+      const timezone = optional(p, "timezone") ?? "UTC";
+      if (!isValidTimezone(timezone)) {
+        throw new ApiError(
+          `The timezone "${timezone}" is not valid. Please enter a valid timezone.`,
+        );
+      }
+      const currency = optional(p, "currency") ?? "USD";
+      if (!isValidCurrency(currency)) {
+        throw new ApiError(
+          `The currency "${currency}" is not valid. Please enter a valid currency symbol (eg. USD, EUR, etc.)`,
+        );
+      }
+      return store.add({
+        name: siteName,
+        main_url: urls[0] ?? "",
+        alias_urls: urls.slice(1),
+        ts_created: mysqlDateTime(now()),
+        ecommerce: flag(p, "ecommerce", 0),
+        sitesearch: flag(p, "siteSearch", 1),
+        sitesearch_keyword_parameters: optional(p, "searchKeywordParameters") ?? "",
+        sitesearch_category_parameters: optional(p, "searchCategoryParameters") ?? "",
+        timezone,
+        currency,
+        exclude_unknown_urls: flag(p, "excludeUnknownUrls", 0),
+        excluded_ips: optional(p, "excludedIps") ?? "",
+        excluded_parameters: optional(p, "excludedQueryParameters") ?? "",
+        excluded_user_agents: optional(p, "excludedUserAgents") ?? "",
+        excluded_referrers: optional(p, "excludedReferrers") ?? "",
+        group: optional(p, "group") ?? "",
+        type: optional(p, "type") ?? "website",
+        keep_url_fragment: Number(optional(p, "keepURLFragments") ?? 0) || 0,
+        creator_login: "admin",
+      });
+    },
+    deleteSite(ctx) {
+      const raw = required(ctx.params, "idSite");
+      requireSuperUser(ctx);
+      const idsite = Number(raw);
+      // PHP's in_array compares loosely: "7" and 7 are the same site.
+      if (!/^[0-9]+$/.test(raw) || store.get(idsite) === undefined) {
+        throw new ApiError(`website id = ${raw} not found`);
+      }
+      if (store.all().length === 1) throw new ApiError(MESSAGES.lastSite);
+      store.remove(idsite);
+      return null;
     },
   };
 
-  function dispatch(apiMethod: string, format: ApiFormat, ctx: CallContext): Response {
-    const [module, name] = apiMethod.split(".");
-    const moduleMethods = methods[module];
-    if (moduleMethods === undefined) return notModelledResponse(`the API module '${module}'`);
-    const method = Object.hasOwn(moduleMethods, name) ? moduleMethods[name] : undefined;
-    if (method === undefined) {
-      if (KNOWN_UNMODELLED[module].includes(name)) {
-        return notModelledResponse(`the API method '${apiMethod}'`);
-      }
-      const message = `The method '${name}' does not exist or is not available in the module ` +
-        `'\\Piwik\\Plugins\\${module}\\API'.`;
-      return apiResponse(format, renderApiError(format, message));
-    }
+  function dispatch(apiMethod: string, ctx: CallContext): Response {
+    const name = apiMethod.replace(/^SitesManager\./, "");
+    const method = Object.hasOwn(methods, name) ? methods[name] : undefined;
+    if (method === undefined) return notModelledResponse(`the API method '${apiMethod}'`);
     try {
-      return apiResponse(format, renderApiValue(format, method(ctx)));
+      return apiResponse(renderApiValue(method(ctx)));
     } catch (err) {
-      if (err instanceof ApiError) {
-        return apiResponse(format, renderApiError(format, err.message), err.status);
-      }
+      if (err instanceof ApiError) return apiResponse(renderApiError(err.message), err.status);
       if (err instanceof NotModelled) return notModelledResponse(err.message);
       throw err;
     }
@@ -536,11 +409,8 @@ export function createMatomoStandin(opts: MatomoStandinOptions): MatomoStandinHa
     // Login::onInitAuthenticationObject checks every API request before anything else.
     if (failedLogins.isBlocked(ip)) return htmlResponse(500, MESSAGES.blocked);
 
-    const formatParam = stringOf(params.get("format")) ?? "xml";
-    const format = formatParam.toLowerCase();
-    if (format !== "json" && format !== "xml") {
-      return notModelledResponse(`format '${formatParam}'`);
-    }
+    const format = stringOf(params.get("format")) ?? "xml";
+    if (format.toLowerCase() !== "json") return notModelledResponse(`format '${format}'`);
 
     let access: Access = "anonymous";
     const token = stringOf(params.get("token_auth")) ?? "";
@@ -554,12 +424,12 @@ export function createMatomoStandin(opts: MatomoStandinOptions): MatomoStandinHa
         const message = sentSecurely ? MESSAGES.tokenRefusedPost : MESSAGES.tokenRefusedGet;
         // ExceptionHandler renders API errors only if Request::isApiRequest($_GET).
         if (apiMethodOf(php.get) !== null) {
-          return apiResponse(format, renderApiError(format, message), 401);
+          return apiResponse(renderApiError(message), 401);
         }
         return htmlResponse(401, message);
       }
     }
-    return dispatch(apiMethod, format, { params, access });
+    return dispatch(apiMethod, { params, access });
   }
 
   function takeFault(apiMethod: string | null): Fault | null {

@@ -11,7 +11,7 @@
 // each change; the accent folding and trailing-space padding of that collation are not modelled;
 // site names and URLs are kept raw rather than HTML-escaped (the JSON renderer decodes them anyway).
 
-/** One row as SitesManager.getSiteFromId returns it, plus the alias URLs (table site_url). */
+/** One row of Matomo's `site` table, plus the alias URLs (table site_url). */
 export interface SiteRecord {
   idsite: number;
   name: string;
@@ -146,6 +146,11 @@ export class SiteStore {
 
   get(idsite: number): SiteRecord | undefined {
     return this.#state.sites.find((s) => s.idsite === idsite);
+  }
+
+  remove(idsite: number): void {
+    this.#state.sites = this.#state.sites.filter((s) => s.idsite !== idsite);
+    this.#save();
   }
 
   all(): SiteRecord[] {

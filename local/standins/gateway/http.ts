@@ -1,7 +1,7 @@
 // JSON responses as PostgREST and the Supabase gateway write them.
 //
-// Replaces: the response shaping of PostgREST / Kong (docs/supabase.md#data-api-and-supabase-js).
-// Follows: `application/json; charset=utf-8` bodies. Differs: no CORS headers except on preflight.
+// Replaces: the response shaping of PostgREST / Kong (docs/supabase.md).
+// Follows: `application/json; charset=utf-8` bodies. Differs: no CORS headers.
 
 /** A JSON response from an already-serialised body. */
 export function rawJson(body: string, status = 200, headers: HeadersInit = {}): Response {

@@ -68,29 +68,3 @@ Deno.test("a connection failure is 503 PGRST000", async () => {
     message: "Database connection error. Retrying the connection.",
   });
 });
-
-Deno.test("RAISE SQLSTATE 'PGRST' controls status, body and headers", async () => {
-  const response = responseForDatabaseError({
-    name: "PostgresError",
-    code: "PGRST",
-    message: '{"code":"123","message":"Payment Required","details":"Quota exceeded"}',
-    detail: '{"status":402,"headers":{"X-Powered-By":"Nerd Rage"}}',
-  }, "anon");
-  assert.equal(response.status, 402);
-  assert.equal(response.headers.get("x-powered-by"), "Nerd Rage");
-  assert.deepEqual(await response.json(), {
-    code: "123",
-    details: "Quota exceeded",
-    hint: null,
-    message: "Payment Required",
-  });
-});
-
-Deno.test("an unparsable RAISE 'PGRST' is 500 PGRST121", async () => {
-  const response = responseForDatabaseError(
-    { name: "PostgresError", code: "PGRST", message: "not json" },
-    "anon",
-  );
-  assert.equal(response.status, 500);
-  assert.equal((await response.json()).code, "PGRST121");
-});

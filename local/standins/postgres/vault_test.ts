@@ -1,7 +1,7 @@
 // The Vault stand-in (supabase_vault extension) against the Postgres of a running local stack.
 
 import assert from "node:assert/strict";
-import { connectStackDb, type Sql } from "./test_helpers.ts";
+import { connectStackDb, dbTest, type Sql } from "./test_helpers.ts";
 
 async function withVault(run: (sql: Sql, name: (label: string) => string) => Promise<void>) {
   const sql = await connectStackDb();
@@ -23,31 +23,37 @@ type Decrypted = {
   updated_at: Date;
 };
 
-Deno.test("create_secret stores ciphertext and decrypted_secrets gives the plaintext back", async () => {
-  await withVault(async (sql, name) => {
-    const plaintext = "sb_secret_örnek 'quoted' value";
-    const [{ id }] = await sql<{ id: string }[]>`
+async function decrypted(sql: Sql, id: string): Promise<Decrypted> {
+  const [row] = await sql<Decrypted[]>`select * from vault.decrypted_secrets where id = ${id}`;
+  return row;
+}
+
+dbTest(
+  "create_secret stores ciphertext and decrypted_secrets gives the plaintext back",
+  async () => {
+    await withVault(async (sql, name) => {
+      const plaintext = "sb_secret_örnek 'quoted' value";
+      const [{ id }] = await sql<{ id: string }[]>`
       select vault.create_secret(${plaintext}, ${name("url")}, 'the url') as id`;
 
-    const [row] = await sql<Decrypted[]>`select * from vault.decrypted_secrets where id = ${id}`;
-    assert.equal(row.name, name("url"));
-    assert.equal(row.description, "the url");
-    assert.equal(row.decrypted_secret, plaintext);
-    assert.notEqual(row.secret, plaintext);
-    assert.ok(!row.secret.includes("sb_secret"), "the stored secret must not hold the plaintext");
-  });
-});
+      const row = await decrypted(sql, id);
+      assert.equal(row.name, name("url"));
+      assert.equal(row.description, "the url");
+      assert.equal(row.decrypted_secret, plaintext);
+      assert.notEqual(row.secret, plaintext);
+      assert.ok(!row.secret.includes("sb_secret"), "the stored secret must not hold the plaintext");
+    });
+  },
+);
 
-Deno.test("update_secret replaces what it is given and keeps the rest", async () => {
+dbTest("update_secret replaces what it is given and keeps the rest", async () => {
   await withVault(async (sql, name) => {
     const [{ id }] = await sql<{ id: string }[]>`
       select vault.create_secret('first', ${name("key")}, 'kept description') as id`;
-    const [before] = await sql<Decrypted[]>`select * from vault.decrypted_secrets where id = ${id}`;
+    const before = await decrypted(sql, id);
 
     await sql`select vault.update_secret(${id}, 'second')`;
-    const [afterValue] = await sql<
-      Decrypted[]
-    >`select * from vault.decrypted_secrets where id = ${id}`;
+    const afterValue = await decrypted(sql, id);
     assert.equal(afterValue.decrypted_secret, "second");
     assert.equal(afterValue.name, name("key"));
     assert.equal(afterValue.description, "kept description");
@@ -56,16 +62,14 @@ Deno.test("update_secret replaces what it is given and keeps the rest", async ()
     await sql`select vault.update_secret(${id}, new_name => ${
       name("renamed")
     }, new_description => 'new')`;
-    const [renamed] = await sql<
-      Decrypted[]
-    >`select * from vault.decrypted_secrets where id = ${id}`;
+    const renamed = await decrypted(sql, id);
     assert.equal(renamed.decrypted_secret, "second");
     assert.equal(renamed.name, name("renamed"));
     assert.equal(renamed.description, "new");
   });
 });
 
-Deno.test("a secret name is unique, while unnamed secrets may repeat", async () => {
+dbTest("a secret name is unique, while unnamed secrets may repeat", async () => {
   await withVault(async (sql, name) => {
     await sql`select vault.create_secret('one', ${name("dup")})`;
     await assert.rejects(
@@ -80,7 +84,7 @@ Deno.test("a secret name is unique, while unnamed secrets may repeat", async () 
   });
 });
 
-Deno.test("anon and authenticated cannot read or create secrets; service_role can", async () => {
+dbTest("anon and authenticated cannot read or create secrets; service_role can", async () => {
   await withVault(async (sql, name) => {
     const [{ id }] = await sql<{ id: string }[]>`
       select vault.create_secret('hidden', ${name("grants")}) as id`;

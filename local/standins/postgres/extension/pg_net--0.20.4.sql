@@ -8,7 +8,7 @@
 -- the http_* functions executable by PUBLIC, SECURITY INVOKER).
 -- Differs: the C parts are plpgsql here. net.wake() is pg_notify('pg_net_wake') — NOTIFY is
 -- delivered only at COMMIT, so "sent only after commit" holds exactly as in pg_net — and the
--- worker is local/standins/platform/worker.ts, a client connection named 'pg_net <version> worker'
+-- worker is local/standins/postgres/worker.ts, a client connection named 'pg_net <version> worker'
 -- (not a background worker), which net.check_worker_is_up() looks for. The url is checked and
 -- normalised by a regular expression, not libcurl's URL parser (same message for a malformed url).
 -- net.worker_restart() reloads the configuration and asks the worker (by NOTIFY, so at commit) to
@@ -166,11 +166,9 @@ begin
 end
 $fn$;
 
-create function net.http_get(
-  url text,
-  params jsonb default '{}'::jsonb,
-  headers jsonb default '{}'::jsonb,
-  timeout_milliseconds int default 5000
+-- What the three http_* functions share: params url-encoded onto the url, queued, worker woken.
+create function net._enqueue(
+  method text, url text, params jsonb, headers jsonb, body bytea, timeout_milliseconds int
 )
 returns bigint
 language plpgsql
@@ -178,9 +176,9 @@ as $fn$
 declare
   request_id bigint;
 begin
-  insert into net.http_request_queue (method, url, headers, timeout_milliseconds)
+  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
   values (
-    'GET',
+    method,
     net._encode_url_with_params_array(
       url,
       (
@@ -189,6 +187,7 @@ begin
       )
     ),
     headers,
+    body,
     timeout_milliseconds
   )
   returning id into request_id;
@@ -197,6 +196,12 @@ begin
   return request_id;
 end
 $fn$;
+
+create function net.http_get(
+  url text, params jsonb default '{}'::jsonb, headers jsonb default '{}'::jsonb,
+  timeout_milliseconds int default 5000
+) returns bigint language sql
+as $fn$ select net._enqueue('GET', url, params, headers, null, timeout_milliseconds) $fn$;
 
 create function net.http_post(
   url text,
@@ -209,7 +214,6 @@ returns bigint
 language plpgsql
 as $fn$
 declare
-  request_id bigint;
   content_type text;
 begin
   select h.value into content_type
@@ -223,59 +227,18 @@ begin
     raise exception 'Content-Type header must be "application/json"';
   end if;
 
-  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
-  values (
-    'POST',
-    net._encode_url_with_params_array(
-      url,
-      (
-        select coalesce(array_agg(net._urlencode_string(key) || '=' || net._urlencode_string(value)), '{}')
-        from jsonb_each_text(params)
-      )
-    ),
-    headers,
-    convert_to(body::text, 'UTF8'),
-    timeout_milliseconds
-  )
-  returning id into request_id;
-
-  perform net.wake();
-  return request_id;
+  return net._enqueue(
+    'POST', url, params, headers, convert_to(body::text, 'UTF8'), timeout_milliseconds
+  );
 end
 $fn$;
 
 create function net.http_delete(
-  url text,
-  params jsonb default '{}'::jsonb,
-  headers jsonb default '{}'::jsonb,
-  timeout_milliseconds int default 5000,
-  body jsonb default null
-)
-returns bigint
-language plpgsql
+  url text, params jsonb default '{}'::jsonb, headers jsonb default '{}'::jsonb,
+  timeout_milliseconds int default 5000, body jsonb default null
+) returns bigint language sql
 as $fn$
-declare
-  request_id bigint;
-begin
-  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
-  values (
-    'DELETE',
-    net._encode_url_with_params_array(
-      url,
-      (
-        select coalesce(array_agg(net._urlencode_string(key) || '=' || net._urlencode_string(value)), '{}')
-        from jsonb_each_text(params)
-      )
-    ),
-    headers,
-    convert_to(body::text, 'UTF8'),
-    timeout_milliseconds
-  )
-  returning id into request_id;
-
-  perform net.wake();
-  return request_id;
-end
+  select net._enqueue('DELETE', url, params, headers, convert_to(body::text, 'UTF8'), timeout_milliseconds)
 $fn$;
 
 -- Polls every 50 ms until the response row exists.

@@ -1,19 +1,18 @@
-// Helpers for the platform tests that run against the Postgres of a running local stack.
+// Helpers for the postgres stand-ins' tests that run against the Postgres of a running local stack.
 
 import postgres from "postgres";
+import { stackSetting, stackTest } from "../../../supabase/tests/stack_env.ts";
 
 export type Sql = ReturnType<typeof postgres>;
 
-/** The stack's superuser connection string; fails loudly when the stack's settings are absent. */
+/** A test that needs the stack's database: skipped with one line of reason without HA_DB_URL. */
+export function dbTest(name: string, fn: (t: Deno.TestContext) => Promise<void>): void {
+  stackTest({ name, needs: ["HA_DB_URL"], fn });
+}
+
+/** The stack's superuser connection string. */
 export function stackDbUrl(): string {
-  const url = Deno.env.get("HA_DB_URL");
-  if (!url) {
-    throw new Error(
-      "HA_DB_URL is not set: these tests need a running stack. Run `local/stack up`, then " +
-        '`source "$(local/stack env)"` before `deno test`.',
-    );
-  }
-  return url;
+  return stackSetting("HA_DB_URL");
 }
 
 export async function connectStackDb(url = stackDbUrl()): Promise<Sql> {

@@ -1,15 +1,15 @@
 // Local API gateway: the stand-in for Kong + PostgREST (+ the functions gateway) of a project.
 //
 // Replaces: the project URL `SUPABASE_URL` (Kong) with `/rest/v1` (PostgREST 12) and
-// `/functions/v1` (edge runtime) behind it (docs/supabase.md#api-keys-and-verify_jwt,
-// docs/supabase.md#function-configuration, docs/supabase.md#data-api-and-supabase-js).
-// Follows: `/rest/v1/*` needs a project API key (auth.ts) and is served by postgrest.ts as the
-// caller's role over an `authenticator` connection; `/functions/v1/<name>[/…]` is proxied to the
+// `/functions/v1` (edge runtime) behind it (docs/supabase.md), as far as the
+// product and its tests use them: RPC calls and function calls.
+// Follows: `/rest/v1/*` needs a project API key (auth.ts) and `/rest/v1/rpc/<fn>` is served by
+// postgrest.ts as the caller's role over an `authenticator` connection; `/functions/v1/<name>[/…]` is proxied to the
 // edge-runtime stand-in as `/<name>[/…]` (method, headers, body, status, response headers), with
 // `verify_jwt` per function from supabase/config.toml (default true; OPTIONS is never checked),
 // 404 `{"code":"NOT_FOUND",…}` for an unknown or disabled function, Kong's 502/504 texts when
 // the runtime fails or exceeds 150 s; `/health` answers 200 when the database is reachable.
-// Differs: no TLS, no CORS headers except on preflight, no rate limits, no `/auth/v1`,
+// Differs: no TLS, no CORS headers, no rate limits, no `/auth/v1`,
 // `/storage/v1`, `/realtime/v1`; responses are buffered (no streaming).
 //
 // Run (by `up`): deno run --allow-net --allow-env --allow-read gateway.ts
@@ -39,14 +39,6 @@ export interface GatewayDeps {
   schemaCacheMs?: number;
 }
 
-const CORS_PREFLIGHT = {
-  "access-control-allow-origin": "*",
-  "access-control-allow-methods": "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS",
-  "access-control-allow-headers":
-    "authorization, x-client-info, apikey, content-type, prefer, accept, accept-profile, content-profile, range",
-  "access-control-max-age": "3600",
-};
-
 export function createGateway(deps: GatewayDeps) {
   const doFetch = deps.fetch ?? fetch;
   const timeoutMs = deps.functionsTimeoutMs ?? 150_000;
@@ -62,7 +54,6 @@ export function createGateway(deps: GatewayDeps) {
   }
 
   async function rest(request: Request, path: string): Promise<Response> {
-    if (request.method === "OPTIONS") return new Response(null, { headers: CORS_PREFLIGHT });
     const auth = await authenticateRest(request, deps.keys, deps.jwtSecret);
     if (!auth.ok) return auth.response;
     return await postgrest.handle(request, path, auth.caller);

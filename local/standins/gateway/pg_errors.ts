@@ -3,9 +3,8 @@
 // Replaces: PostgREST's `mapSQLtoHTTP` and its PgError body (src/PostgREST/Error.hs).
 // Follows: the SQLSTATE table row by row (e.g. 42501 → 401 for anon / 403 otherwise, 23505 and
 // 23503 → 409, P0001 → 400, 42883/42P01 → 404, 57014 → 500, 08xxx → 503, default 400), custom
-// `PTxyz` statuses, `RAISE SQLSTATE 'PGRST'` full response control, and connection failures as
-// 503 PGRST000.
-// Differs: `RAISE 'PGRST'` headers are applied but its status_text is not.
+// `PTxyz` statuses, and connection failures as 503 PGRST000.
+// Differs: no `RAISE SQLSTATE 'PGRST'` response control (the migrations never raise it).
 
 import { json, postgrestError } from "./http.ts";
 
@@ -69,27 +68,6 @@ export function statusForSqlState(code: string, message: string, anonymous: bool
   return 400;
 }
 
-/** `raise sqlstate 'PGRST' using message = '{"code","message",…}', detail = '{"status",…}'`. */
-function raisedPgrst(err: ServerError): Response | undefined {
-  try {
-    const body = JSON.parse(err.message ?? "");
-    const control = JSON.parse(err.detail ?? "");
-    if (typeof body?.code !== "string" || typeof body?.message !== "string") return undefined;
-    if (typeof control?.status !== "number") return undefined;
-    const headers = control.headers && typeof control.headers === "object" ? control.headers : {};
-    return postgrestError(
-      control.status,
-      body.code,
-      body.message,
-      body.details ?? null,
-      body.hint ?? null,
-      headers,
-    );
-  } catch {
-    return undefined;
-  }
-}
-
 /** The HTTP response PostgREST would give for an error raised while serving a request. */
 export function responseForDatabaseError(err: unknown, role: string): Response {
   if (!isServerError(err)) {
@@ -98,14 +76,6 @@ export function responseForDatabaseError(err: unknown, role: string): Response {
       "PGRST000",
       "Database connection error. Retrying the connection.",
       err instanceof Error ? err.message : String(err),
-    );
-  }
-  if (err.code === "PGRST") {
-    return raisedPgrst(err) ?? postgrestError(
-      500,
-      "PGRST121",
-      `Could not parse JSON in the "RAISE SQLSTATE 'PGRST'" error`,
-      err.message ?? null,
     );
   }
   const message = err.message ?? "";
