@@ -5,8 +5,8 @@
 // API at `/index.php` and `/`, `format=JSON`, with SitesManager.getSitesIdFromSiteUrl and
 // SitesManager.addSite, and SitesManager.deleteSite for the coming site removal.
 // Follows: docs/matomo.md — the table "Observed on a real Matomo 5.0.2" row by row (status
-// codes, Content-Types, bodies), §B1 (parameters from query and form body, GET wins, `format`
-// case-insensitive), §B2 (one super-user token; accepted in the body or, with
+// codes, Content-Types, bodies), its request shape (parameters from query and form body, GET wins, `format`
+// case-insensitive), its token rules (one super-user token; accepted in the body or, with
 // `only_allow_secure_auth_tokens = 0`, in the query; a refused token is 401, rendered as API JSON/XML
 // only when `module=API&method=…` are in the query string, else as Matomo's HTML error page; the
 // GET message when the token came in the query; brute-force protection: failed token logins per

@@ -148,7 +148,7 @@ interface OneCallRow {
   body: string;
 }
 
-// Rows of the observed table (and of §B1–B2) that are one call on a fresh stand-in.
+// Rows of the observed table (and of the request-shape rules) that are one call on a fresh stand-in.
 const ONE_CALL_ROWS: OneCallRow[] = [
   {
     row: "a form body without the form Content-Type is ignored, as PHP ignores it",

@@ -8,7 +8,7 @@
 -- stand-in in extension/).
 -- Differs: no supabase_admin, auth schema (the migrations use none of it), storage, realtime,
 -- graphql or pgsodium. And, like
--- projects after Supabase's 2026 change (reference §0.8), NO default privileges on new objects in
+-- projects after Supabase's 2026 change (docs/supabase.md#roles-schemas-and-grants), NO default privileges on new objects in
 -- public: migrations must grant explicitly. pg_net and pg_cron are not created here (a hosted
 -- project enables them; the migrations do so).
 -- Idempotent, and runnable in any database of the cluster (roles are cluster-wide, the rest is
