@@ -4,7 +4,7 @@
 import { createClient } from "@supabase/supabase-js";
 import { createHandler, type Handler } from "./handler.ts";
 import { createMatomoClient } from "./adapters/matomo.ts";
-import { createSshShell, privateKeyProblem } from "./adapters/ssh.ts";
+import { createSshConnections, privateKeyProblem } from "./adapters/ssh.ts";
 import { createSupabaseStore } from "./adapters/store.ts";
 import { createRedactor } from "./core/redact.ts";
 import { type LoadedSettings, loadSettings, secretsOf } from "./core/settings.ts";
@@ -14,6 +14,8 @@ import { Worker } from "./run/worker.ts";
 
 export interface App extends Handler {
   log: Logger;
+  /** Closes the instance's SSH connections (beforeunload): idle ones now, busy ones when done. */
+  closeConnections(): Promise<void>;
 }
 
 function checkedSettings(env: Record<string, string | undefined>): LoadedSettings {
@@ -40,6 +42,8 @@ export function createApp(
   const loaded = checkedSettings(env);
   const redact = createRedactor(loaded.ok ? secretsOf(loaded.settings) : loaded.callerKeys);
   const log = createLogger(redact, write);
+  // One warm SSH connection per server for the whole instance, shared by its runs.
+  const ssh = createSshConnections({ log });
 
   const handler = createHandler({
     loaded,
@@ -60,7 +64,7 @@ export function createApp(
       // Each run gets its own redactor: it learns the run's generated passwords.
       const runRedact = createRedactor(secretsOf(settings));
       const worker = new Worker({
-        shell: createSshShell(settings.ssh),
+        shell: ssh.shell(settings.ssh),
         analytics: createMatomoClient(settings.matomo),
         store,
         log: createLogger(runRedact, write),
@@ -83,5 +87,5 @@ export function createApp(
       return { worker, store };
     },
   });
-  return { ...handler, log };
+  return { ...handler, log, closeConnections: () => ssh.close() };
 }
