@@ -409,8 +409,17 @@ export function createSshConnections(settings: SshConnectionsOptions = {}): SshC
             }),
         );
         const holder: { stream?: ClientChannel } = {};
+        const sent = performance.now();
         const started = exec(connection, client, where, command, holder);
         started.catch(() => {}); // a late failure after the deadline is not unhandled
+        // One line per command: its round trip, for operators and for local/bench.
+        started.then((result) =>
+          log("debug", "ssh_exec", {
+            verb: command.verb,
+            exit: result.code,
+            signal: result.signal ?? undefined,
+            duration_ms: Math.round((performance.now() - sent) * 10) / 10,
+          }), () => {});
         return await withDeadline(
           started,
           timeoutMs,
