@@ -96,6 +96,20 @@ Deno.test("the channel cap holds: never more commands at once than maxChannels",
   }
 });
 
+Deno.test("commands on an open connection do not stall on delayed ACKs (TCP_NODELAY)", async () => {
+  const shell = createSshShell(server());
+  try {
+    await shell.run(cmd("true"), 5_000);
+    const started = performance.now();
+    for (let i = 0; i < 10; i++) await shell.run(cmd("true"), 5_000);
+    // ~5 ms each with TCP_NODELAY; ~90 ms each when Nagle meets the server's delayed ACKs.
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed < 400, `10 commands took ${Math.round(elapsed)} ms`);
+  } finally {
+    await shell.close();
+  }
+});
+
 Deno.test("a command past its deadline is COMMAND_TIMEOUT and the connection stays usable", async () => {
   const shell = createSshShell(server());
   try {
