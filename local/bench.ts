@@ -393,10 +393,22 @@ async function burst(concurrency: number) {
     const perSite = SITE_DELAY_MS + CERTIFICATE_DELAY_MS + MATOMO_DELAY_MS;
     const lowerBound = Math.ceil(BURST / concurrency) * perSite;
     const proc = procStats(instance.pid);
+    // Stretches with no site in flight (e.g. waiting for the next sweep), from the events.
+    const spans = [...ev.values()].map((e) => [e.claim_at, e.finish_at]).sort((x, y) =>
+      x[0] - y[0]
+    );
+    const idle: number[] = [];
+    let busyUntil = t0;
+    for (const [claim, finish] of spans) {
+      if (claim > busyUntil) idle.push(claim - busyUntil);
+      busyUntil = Math.max(busyUntil, finish);
+    }
     return {
       concurrency,
       sites: BURST,
       wall_ms: wall,
+      idle_total_ms: sum(idle),
+      idle_longest_ms: Math.max(0, ...idle),
       lower_bound_ms: lowerBound,
       ratio: wall / lowerBound,
       cpu_ms_per_site: (proc.cpuMs - instance.cpuAtBoot) / BURST,
@@ -601,6 +613,12 @@ try {
     info(
       `burst ${BURST} at concurrency 1: wall / bound`,
       `${ms(burst1.wall_ms)} / ${ms(burst1.lower_bound_ms)}`,
+    ),
+    ...[burst3, burst1].map((b) =>
+      info(
+        `burst at concurrency ${b.concurrency}: no site in flight (total / longest)`,
+        `${ms(b.idle_total_ms)} / ${ms(b.idle_longest_ms)}`,
+      )
     ),
     info(
       `${UPDATE_ROWS}-row UPDATE with / without trigger (median)`,
