@@ -531,6 +531,7 @@ sshTest("calls.log records verb, domain and exit code, with the password masked"
       lines.map((line) => line.split("\t").slice(1, 5)),
       [["site:add:static", domain, "0", "root"], ["site:add:static", domain, "1", "root"]],
     );
+    assert.ok(lines.every((line) => /^\d+$/.test(line.split("\t")[5])), "duration_ms");
     assert.match(
       lines[0],
       /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\tsite:add:static\t.*--siteUserPassword=\*\*\*$/,

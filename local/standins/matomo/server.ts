@@ -26,11 +26,13 @@
 //
 // Control API (JSON, the stand-in's own, not Matomo's), under `/__standin/`:
 //   GET health | sites | requests | fault;  POST reset | unblock;  POST fault with
-//   {"mode": "none"|"unavailable"|"error500"|"hang"|"close", "methods"?: ["SitesManager.addSite"],
-//    "count"?: n, "status"?: 502|503}
+//   {"mode": "none"|"unavailable"|"error500"|"hang"|"close"|"delay", "methods"?: ["SitesManager.addSite"],
+//    "count"?: n, "status"?: 502|503, "ms"?: n}
 // unavailable: nginx's 502 (or 503) page, as with PHP-FPM down; error500: Matomo's HTML error page
 // with a database error; hang: no answer until reset (then nginx's 504) or until the client leaves;
-// close: connection dropped before any byte. `count` limits a fault to the next n matching requests.
+// close: connection dropped before any byte; delay: the normal answer, `ms` later (plays Matomo's
+// own time in benchmarks). `count` limits a fault to the next n matching requests. Each request
+// log entry has `duration_ms`, the stand-in's own time for it (delays included).
 // reset clears sites (ids restart at 1), request log, fault and brute-force counter; unblock clears
 // the brute-force counter only. The request log keeps parameter names and where token_auth was,
 // never its value.
@@ -94,7 +96,7 @@ export interface ClientInfo {
 
 export type MatomoStandinHandler = (req: Request, info: ClientInfo) => Promise<Response>;
 
-export type FaultMode = "none" | "unavailable" | "error500" | "hang" | "close";
+export type FaultMode = "none" | "unavailable" | "error500" | "hang" | "close" | "delay";
 
 export interface Fault {
   mode: Exclude<FaultMode, "none">;
@@ -104,6 +106,8 @@ export interface Fault {
   remaining: number | null;
   /** For `unavailable`: 502 (nginx, PHP-FPM down) or 503. */
   status: 502 | 503;
+  /** For `delay`: milliseconds before the normal answer. */
+  ms: number;
 }
 
 export interface RequestLogEntry {
@@ -120,6 +124,8 @@ export interface RequestLogEntry {
   /** HTTP status answered; null while hanging or when the connection was dropped. */
   status: number | null;
   fault: Fault["mode"] | null;
+  /** The stand-in's own time for the request; null while hanging or when dropped. */
+  duration_ms: number | null;
 }
 
 type Access = "superuser" | "anonymous";
@@ -256,7 +262,7 @@ class FailedLogins {
   }
 }
 
-const FAULT_MODES: FaultMode[] = ["none", "unavailable", "error500", "hang", "close"];
+const FAULT_MODES: FaultMode[] = ["none", "unavailable", "error500", "hang", "close", "delay"];
 
 /** Checks a `POST /__standin/fault` body; returns the fault (null for `none`) or an error text. */
 export function parseFault(input: unknown): { fault: Fault | null } | { error: string } {
@@ -265,7 +271,7 @@ export function parseFault(input: unknown): { fault: Fault | null } | { error: s
   }
   const body = input as Record<string, unknown>;
   const unknownKeys = Object.keys(body).filter((k) =>
-    !["mode", "methods", "count", "status"]
+    !["mode", "methods", "count", "status", "ms"]
       .includes(k)
   );
   if (unknownKeys.length > 0) return { error: `unknown field(s): ${unknownKeys.join(", ")}` };
@@ -290,6 +296,9 @@ export function parseFault(input: unknown): { fault: Fault | null } | { error: s
   if (body.status !== undefined && mode !== "unavailable") {
     return { error: "status applies to mode unavailable only" };
   }
+  const ms = body.ms ?? 0;
+  if (!Number.isInteger(ms) || (ms as number) < 0) return { error: "ms must be an integer ≥ 0" };
+  if (body.ms !== undefined && mode !== "delay") return { error: "ms applies to mode delay only" };
   if (mode === "none") return { fault: null };
   return {
     fault: {
@@ -297,6 +306,7 @@ export function parseFault(input: unknown): { fault: Fault | null } | { error: s
       methods: (methods as string[] | undefined) ?? null,
       remaining: (count as number | undefined) ?? null,
       status,
+      ms: ms as number,
     },
   };
 }
@@ -445,8 +455,14 @@ export function createMatomoStandin(opts: MatomoStandinOptions): MatomoStandinHa
     return taken;
   }
 
-  function answerWithFault(taken: Fault, req: Request): Promise<Response> | Response {
+  function answerWithFault(
+    taken: Fault,
+    req: Request,
+    answer: () => Response,
+  ): Promise<Response> | Response {
     switch (taken.mode) {
+      case "delay":
+        return new Promise((resolve) => setTimeout(() => resolve(answer()), taken.ms));
       case "unavailable":
         return nginxResponse(taken.status);
       case "error500":
@@ -531,6 +547,7 @@ export function createMatomoStandin(opts: MatomoStandinOptions): MatomoStandinHa
   }
 
   return async function handle(req: Request, info: ClientInfo): Promise<Response> {
+    const started = performance.now();
     const url = new URL(req.url);
     if (url.pathname.startsWith(CONTROL_PREFIX)) {
       return await control(req, url.pathname.slice(CONTROL_PREFIX.length));
@@ -550,20 +567,20 @@ export function createMatomoStandin(opts: MatomoStandinOptions): MatomoStandinHa
       tokenIn: inQuery && inBody ? "query+body" : inQuery ? "query" : inBody ? "body" : "none",
       status: null,
       fault: null,
+      duration_ms: null,
     };
     log.push(entry);
     if (log.length > logLimit) log = log.slice(log.length - logLimit);
 
-    const taken = takeFault(entry.apiMethod);
-    if (taken !== null) {
-      entry.fault = taken.mode;
-      const response = await answerWithFault(taken, req);
-      if (taken.mode !== "close") entry.status = response.status;
-      return response;
-    }
     const ip = "hostname" in info.remoteAddr ? info.remoteAddr.hostname : "local";
-    const response = matomo(url.pathname, php, params, ip);
-    entry.status = response.status;
+    const answer = () => matomo(url.pathname, php, params, ip);
+    const taken = takeFault(entry.apiMethod);
+    entry.fault = taken?.mode ?? null;
+    const response = taken === null ? answer() : await answerWithFault(taken, req, answer);
+    if (taken?.mode !== "close") {
+      entry.status = response.status;
+      entry.duration_ms = Math.round((performance.now() - started) * 10) / 10;
+    }
     return response;
   };
 }

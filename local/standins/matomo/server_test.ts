@@ -718,6 +718,25 @@ Deno.test("fault with count is transient: only the next n matching requests fail
   ]);
 });
 
+Deno.test("fault delay gives the normal answer ms later, and the log has the stand-in's own time", async () => {
+  const h = standin();
+  await control(h, "POST fault", { mode: "delay", ms: 120, methods: ["SitesManager.addSite"] });
+  const started = performance.now();
+  const added = await post(h, "SitesManager.addSite", addSiteArgs("delay.example.com"));
+  assert.ok(performance.now() - started >= 115);
+  assert.equal(added.status, 200);
+  assert.match(added.body, /"value":1/);
+  assert.equal(
+    (await post(h, "SitesManager.getSitesIdFromSiteUrl", [["url", "https://delay.example.com"]]))
+      .status,
+    200,
+  );
+  const log = await (await control(h, "GET requests")).json();
+  const [delayed, plain] = log.map((e: { fault: string | null; duration_ms: number }) => e);
+  assert.equal(delayed.fault, "delay");
+  assert.ok(delayed.duration_ms >= 115 && plain.duration_ms < 100, JSON.stringify(log));
+});
+
 /** A stand-in with fault `mode` set, and one lookup sent to it. */
 async function faulted(mode: string, signal?: AbortSignal) {
   const h = standin();

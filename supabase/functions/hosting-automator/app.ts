@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { createClient } from "@supabase/supabase-js";
 import { createHandler, type Handler } from "./handler.ts";
 import { type Analytics, createMatomoClient } from "./adapters/matomo.ts";
-import { createSshShell, privateKeyProblem } from "./adapters/ssh.ts";
+import { createSshConnections, privateKeyProblem } from "./adapters/ssh.ts";
 import { createSupabaseStore, type Targets } from "./adapters/store.ts";
 import { createRedactor } from "./core/redact.ts";
 import { type LoadedSettings, loadSettings, secretsOf, type Settings } from "./core/settings.ts";
@@ -16,6 +16,8 @@ import { SiteRun } from "./run/site_run.ts";
 
 export interface App extends Handler {
   log: Logger;
+  /** Closes the instance's SSH connections (beforeunload): idle ones now, busy ones when done. */
+  closeConnections(): Promise<void>;
 }
 
 function checkedSettings(env: Record<string, string | undefined>): LoadedSettings {
@@ -66,6 +68,8 @@ export function createApp(
   const log = createLogger(redact, write);
   // One Matomo client per instance: its pause after a refused token outlives a single request.
   let analytics: Analytics | undefined;
+  // One warm SSH connection per server for the whole instance, shared by its runs.
+  const ssh = createSshConnections({ log });
 
   const handler = createHandler({
     loaded,
@@ -92,7 +96,7 @@ export function createApp(
       // Each run gets its own redactor: it learns the run's generated passwords.
       const runRedact = createRedactor(secretsOf(settings));
       const run = new SiteRun({
-        shell: createSshShell(settings.ssh),
+        shell: ssh.shell(settings.ssh),
         analytics,
         store,
         log: createLogger(runRedact, write),
@@ -124,5 +128,5 @@ export function createApp(
       return { run, store };
     },
   });
-  return { ...handler, log };
+  return { ...handler, log, closeConnections: () => ssh.close() };
 }

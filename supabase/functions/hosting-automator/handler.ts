@@ -14,7 +14,7 @@ import type { SiteRun } from "./run/site_run.ts";
 /** Everything the handler needs from the outside, so tests can hand it fakes. */
 export interface Runtime {
   loaded: LoadedSettings;
-  /** Fresh adapters for one invocation (its claims and lanes, one SSH connection). */
+  /** One invocation's claims and lanes (on the instance's warm SSH connection and Matomo client). */
   createRun(settings: Settings): { run: SiteRun; store: HostingStore };
   /** EdgeRuntime.waitUntil where present; otherwise the promise simply runs on. */
   waitUntil(work: Promise<unknown>): void;

@@ -14,7 +14,7 @@ addEventListener("beforeunload", (event) => {
   const reason = (event as CustomEvent<{ reason?: string }>).detail?.reason ?? "unknown";
   app.log("warn", "beforeunload", { msg: reason });
   const released = app.interrupt(reason);
-  edgeRuntime?.waitUntil(released);
+  edgeRuntime?.waitUntil(released.finally(() => app.closeConnections()));
 });
 
 Deno.serve(app.fetch);

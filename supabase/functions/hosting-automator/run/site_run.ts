@@ -91,7 +91,7 @@ export class SiteRun {
     };
   }
 
-  /** Runs what was claimed, then drains due sites while the budget lasts; closes the connection. */
+  /** Runs what was claimed, then drains due sites while the budget lasts; hands the shell back. */
   async run(): Promise<SiteResult[]> {
     const results: SiteResult[] = [];
     const lanes = Array.from({ length: this.#initial }, () => this.#lane(results));
