@@ -504,11 +504,17 @@ e2e(
       const seen = (await matomoRequests()).slice(before);
       assert.equal(seen.filter((r) => r.status === 401).length, 1, JSON.stringify(seen));
       assert.equal(seen.length, 1, "no other call reached Matomo");
-      const [{ pushed }] = await sql<{ pushed: number }[]>`
-        select count(*)::int as pushed from public.sites where id = any(${ids}::uuid[])
+      // The pause is Matomo's one-hour window from the failure, and every registration waits for it.
+      const [{ hour, pushed }] = await sql<{ hour: boolean; pushed: number }[]>`
+        select (select paused_until - updated_at >= interval '59 minutes'
+                from public.hosting_health where target like 'matomo:%') as hour,
+               count(*)::int as pushed
+        from public.sites where id = any(${ids}::uuid[])
           and status_hosting = 'active' and matomo_site_id is null
-          and hosting_next_attempt_at >= now() + interval '59 minutes'`;
-      assert.equal(pushed, 21, "every registration waits for the hour");
+          and hosting_next_attempt_at >= (select paused_until - interval '1 second'
+                                          from public.hosting_health where target like 'matomo:%')`;
+      assert.equal(hour, true, "Matomo is paused for an hour");
+      assert.equal(pushed, 21, "every registration waits for the pause");
     } finally {
       await cleanUp(sql, domains.map((domain, i) => ({ id: ids[i], domain })).filter((s) => s.id));
     }
