@@ -38,7 +38,7 @@ export interface SiteResult {
   site_id: string;
   domain: string;
   attempt: number;
-  status: "active" | "pending" | "failed" | "superseded";
+  status: "active" | "pending" | "failed" | "superseded" | "removing" | "removed";
   doc_root: string | null;
   matomo_site_id: number | null;
   warnings: Issue[];
@@ -71,7 +71,7 @@ interface Placed {
 }
 
 /** Runs a command and masks every known secret in what it printed, before anything reads it. */
-async function exec(ctx: JobContext, command: RemoteCommand, timeoutMs: number) {
+export async function exec(ctx: JobContext, command: RemoteCommand, timeoutMs: number) {
   const result: ExecResult = await ctx.shell.run(command, timeoutMs);
   return { ...result, stdout: ctx.redact(result.stdout), stderr: ctx.redact(result.stderr) };
 }
@@ -253,7 +253,7 @@ async function registerAnalytics(
 }
 
 /** Shares Matomo's refusal with every instance (and every later run) through the database. */
-async function pauseMatomo(ctx: JobContext, error: HostingError): Promise<Date | null> {
+export async function pauseMatomo(ctx: JobContext, error: HostingError): Promise<Date | null> {
   try {
     const { pausedUntil } = await ctx.store.reportHealth({
       ...ctx.targets.matomo,
@@ -287,7 +287,7 @@ async function pauseServer(ctx: JobContext, error: HostingError): Promise<Date> 
   return new Date(ctx.now().getTime() + ctx.serverRetry.baseMs);
 }
 
-function result(
+export function result(
   job: Job,
   started: number,
   ctx: JobContext,
@@ -380,6 +380,19 @@ export async function provisionSite(
   }
 }
 
+/** After a failed attempt (provisioning or removal): wait and try again, or fail. A failure that is
+ * not the site's waits for the server (paused for every instance) or the next instance, with its
+ * attempt given back. */
+export async function whatNext(ctx: JobContext, job: Job, error: HostingError) {
+  const notTheSite = error.serverLevel || error.code === "INTERRUPTED";
+  const next = error.serverLevel
+    ? { status: "pending" as const, nextAttemptAt: await pauseServer(ctx, error) }
+    : error.code === "INTERRUPTED"
+    ? { status: "pending" as const, nextAttemptAt: ctx.now() }
+    : afterFailure(error, job.attempt, ctx.retry, ctx.now());
+  return { next, notTheSite };
+}
+
 async function fail(
   ctx: JobContext,
   job: Job,
@@ -389,13 +402,7 @@ async function fail(
   placed?: Placed,
 ): Promise<SiteResult> {
   const message = ctx.redact(error.message);
-  // Not the site's fault: it waits for the server (or the next instance) with its attempt back.
-  const notTheSite = error.serverLevel || error.code === "INTERRUPTED";
-  const next = error.serverLevel
-    ? { status: "pending" as const, nextAttemptAt: await pauseServer(ctx, error) }
-    : error.code === "INTERRUPTED"
-    ? { status: "pending" as const, nextAttemptAt: ctx.now() }
-    : afterFailure(error, job.attempt, ctx.retry, ctx.now());
+  const { next, notTheSite } = await whatNext(ctx, job, error);
   let status: SiteResult["status"] = next.status;
   try {
     // A site that exists on the server keeps its user and document root on the row even while
