@@ -1,7 +1,7 @@
 -- Removal (hosting_deprovision, hosting_request_removal, the claim, hosting_finish_removal, the
 -- sweeper, the way back to pending) and live progress (hosting_step on the row).
 begin;
-select plan(35);
+select plan(36);
 
 set local client_min_messages = error;
 do $$
@@ -148,6 +148,13 @@ select results_eq(
      from public.sites s where domain = 'keep.example.com' $$,
   $$ values ('pending', 0, 'provision') $$,
   'removed -> pending: provisioned again from scratch');
+
+-- Realtime (the stand-in bootstrap creates the publication empty, as a hosted project has it)
+select is(
+  (select count(*) from pg_catalog.pg_publication_tables
+   where pubname = 'supabase_realtime' and schemaname = 'public'
+     and tablename in ('sites', 'hosting_events')), 2::bigint,
+  'public.sites and public.hosting_events are in the supabase_realtime publication');
 
 select * from finish();
 rollback;
