@@ -66,11 +66,12 @@ async function assertProductSchema(sql: ReturnType<typeof postgres>) {
     select to_regclass('public.hosting_events') is not null as events,
            to_regclass('public.hosting_metrics') is not null as metrics,
            (select count(*) from pg_trigger where tgrelid = 'public.sites'::regclass
-              and tgname in ('hosting_automator_dispatch', 'hosting_on_reset'))::int as triggers,
+              and tgname in ('hosting_automator_dispatch_insert', 'hosting_automator_dispatch_update',
+                             'hosting_on_reset'))::int as triggers,
            (select count(*) from pg_proc where proname in ('hosting_claim', 'hosting_finish',
               'hosting_automator_sweep', 'hosting_retry', 'hosting_record_event', 'hosting_peek'))::int
              as functions`;
-  assert.deepEqual({ ...objects }, { events: true, metrics: true, triggers: 2, functions: 6 });
+  assert.deepEqual({ ...objects }, { events: true, metrics: true, triggers: 3, functions: 6 });
 }
 
 stackTest({

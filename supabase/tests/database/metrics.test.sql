@@ -36,11 +36,15 @@ insert into public.hosting_events (site_id, attempt, step, outcome, code, durati
   ('c0000000-0000-4000-8000-000000000003', 1, 'certificate', 'ok', 'CERTIFICATE_INSTALLED', 900),
   ('c0000000-0000-4000-8000-000000000004', 1, 'certificate', 'error', 'DNS_NOT_READY', 900),
   ('c0000000-0000-4000-8000-000000000004', 1, 'analytics', 'skipped', 'DNS_NOT_READY', 0),
-  -- Matomo: 3 fine (one with a duplicate warning), 1 failed
+  -- Matomo: 3 fine (one with a duplicate warning), 2 failed (the site's warning, or an error), and
+  -- one registration not even tried (paused: no call was made) and a final give-up note
   ('c0000000-0000-4000-8000-000000000001', 1, 'analytics', 'ok', 'MATOMO_CREATED', 40),
   ('c0000000-0000-4000-8000-000000000003', 1, 'analytics', 'warning', 'MATOMO_DUPLICATES', 40),
   ('c0000000-0000-4000-8000-000000000004', 2, 'analytics', 'ok', 'MATOMO_FOUND', 40),
-  ('c0000000-0000-4000-8000-000000000002', 1, 'analytics', 'error', 'MATOMO_UNREACHABLE', 40);
+  ('c0000000-0000-4000-8000-000000000002', 1, 'analytics', 'error', 'MATOMO_UNREACHABLE', 40),
+  ('c0000000-0000-4000-8000-000000000005', 1, 'analytics', 'warning', 'MATOMO_HTTP', 40),
+  ('c0000000-0000-4000-8000-000000000005', 2, 'analytics', 'warning', 'MATOMO_PAUSED', 0),
+  ('c0000000-0000-4000-8000-000000000005', 2, 'analytics', 'warning', 'ANALYTICS_GAVE_UP', 0);
 
 select results_eq(
   $$ select sites_total, sites_pending, sites_provisioning, sites_active, sites_failed,
@@ -56,8 +60,10 @@ select is((select claim_to_active_p95_s from public.hosting_metrics), 8.950,
   'p95 claim-to-active time (continuous percentile)');
 select is((select cli_commands from public.hosting_metrics), 8::bigint, 'skipped steps are not commands');
 select is((select cli_success_rate from public.hosting_metrics), 0.8750, 'CLI command success rate');
-select is((select matomo_calls from public.hosting_metrics), 4::bigint, 'Matomo registrations');
-select is((select matomo_error_rate from public.hosting_metrics), 0.2500, 'Matomo API error rate');
+select is((select matomo_calls from public.hosting_metrics), 5::bigint,
+  'Matomo registrations that called Matomo (a pause or a give-up note made no call)');
+select is((select matomo_error_rate from public.hosting_metrics), 0.4000,
+  'Matomo API error rate: a failure counts whether the site recorded it as a warning or an error');
 
 delete from public.hosting_events;
 select is((select cli_success_rate from public.hosting_metrics), null::numeric,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { siteUserCandidates } from "../../functions/hosting-automator/core/site_user.ts";
 import {
   callFunction,
-  clearCloudpanelFaults,
+  cleanUp,
   cloudpanelFault,
   clpctlCalls,
   e2e,
@@ -15,6 +15,7 @@ import {
   events,
   functionEnv,
   functionWith,
+  insertSite,
   inventory,
   killFunction,
   matomoFault,
@@ -26,7 +27,6 @@ import {
   serverHasDirectory,
   setting,
   site,
-  type Sql,
   sshConnections,
   uniqueDomain,
   waitFor,
@@ -35,22 +35,6 @@ import {
 
 const settled = (row: { status_hosting: string }) =>
   row.status_hosting === "active" || row.status_hosting === "failed";
-
-async function insertSite(sql: Sql, domain: string, statusDns = "active"): Promise<string> {
-  const [row] = await sql<{ id: string }[]>`
-    insert into public.sites (domain, status_dns) values (${domain}, ${statusDns}) returning id`;
-  return row.id;
-}
-
-/** Removes the sites from CloudPanel, the table and the health rows, whatever state they are in. */
-async function cleanUp(sql: Sql, sites: Array<{ id: string; domain: string }>) {
-  for (const { id, domain } of sites) {
-    await clearCloudpanelFaults(domain);
-    await onServer(`clpctl site:delete --domainName='${domain}' --force`);
-    await removeSite(sql, id);
-  }
-  await sql`delete from public.hosting_health`;
-}
 
 const count = (items: string[], wanted: string) => items.filter((i) => i === wanted).length;
 

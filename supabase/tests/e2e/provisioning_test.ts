@@ -11,12 +11,14 @@ import {
 } from "../../functions/hosting-automator/core/site_user.ts";
 import {
   callFunction,
+  cleanUp,
   clearCloudpanelFaults,
   cloudpanelFault,
   clpctlCalls,
   e2e,
   events,
   functionEnv,
+  insertSite,
   inventory,
   matomoFault,
   matomoSitesFor,
@@ -26,28 +28,14 @@ import {
   serverHasDirectory,
   setting,
   site,
-  type Sql,
   sshLogins,
   uniqueDomain,
   waitFor,
   withoutDispatch,
 } from "./stack.ts";
 
-async function insertSite(sql: Sql, domain: string, statusDns: string | null = "active") {
-  const [row] = await sql<{ id: string }[]>`
-    insert into public.sites (domain, status_dns) values (${domain}, ${statusDns}) returning id`;
-  return row.id;
-}
-
 const settled = (row: { status_hosting: string }) =>
   row.status_hosting === "active" || row.status_hosting === "failed";
-
-/** Deletes the site from CloudPanel (as an operator would) and from the table. */
-async function cleanUp(sql: Sql, id: string, domain: string) {
-  await clearCloudpanelFaults(domain);
-  await onServer(`clpctl site:delete --domainName='${domain}' --force`);
-  await removeSite(sql, id);
-}
 
 e2e("DNS becoming active provisions the site through the trigger alone", async (sql) => {
   const domain = uniqueDomain("trigger");
@@ -84,7 +72,7 @@ e2e("DNS becoming active provisions the site through the trigger alone", async (
       "finish:ok:ACTIVE",
     ]);
   } finally {
-    await cleanUp(sql, id, domain);
+    await cleanUp(sql, [{ id, domain }]);
   }
 });
 
@@ -112,7 +100,7 @@ e2e(
       assert.ok(trail.includes("site:warning:SITE_ADOPTED"));
       assert.ok(trail.includes("analytics:skipped:ALREADY_REGISTERED"));
     } finally {
-      await cleanUp(sql, id, domain);
+      await cleanUp(sql, [{ id, domain }]);
     }
   },
 );
@@ -134,7 +122,7 @@ e2e(
       assert.ok((await events(sql, id)).includes("site:warning:SITE_ADOPTED"));
       assert.deepEqual(await inventory(domain), [`${domain} handmade-owner`]);
     } finally {
-      await cleanUp(sql, id, domain);
+      await cleanUp(sql, [{ id, domain }]);
     }
   },
 );
@@ -160,7 +148,7 @@ e2e(
       ], "one site:add:static, under the next name: CloudPanel never refused it");
       assert.ok((await events(sql, id)).includes("site:warning:SITE_USER_ORPHAN"));
     } finally {
-      await cleanUp(sql, id, domain);
+      await cleanUp(sql, [{ id, domain }]);
       await onServer(`userdel -r '${orphan}'`);
     }
   },
@@ -198,7 +186,7 @@ e2e(
       assert.deepEqual(await matomoSitesFor(domain), [row.matomo_site_id]);
       assert.equal(row.hosting_next_attempt_at, null);
     } finally {
-      await cleanUp(sql, id, domain);
+      await cleanUp(sql, [{ id, domain }]);
     }
   },
 );
@@ -228,7 +216,7 @@ e2e(
       assert.equal(row.hosting_error, null);
       assert.equal((await inventory(domain)).length, 1);
     } finally {
-      await cleanUp(sql, id, domain);
+      await cleanUp(sql, [{ id, domain }]);
     }
   },
 );
@@ -291,7 +279,7 @@ e2e(
       assert.equal((await site(sql, id)).hosting_attempts, 1);
     } finally {
       await sql`delete from public.hosting_health`;
-      if (id) await cleanUp(sql, id, domain);
+      if (id) await cleanUp(sql, [{ id, domain }]);
     }
   },
 );
@@ -327,7 +315,7 @@ e2e("a non-root SSH user provisions through sudo -n", async (sql) => {
       ["site:add:static 0 deploy", "lets-encrypt:install:certificate 0 deploy"],
     );
   } finally {
-    if (id) await cleanUp(sql, id, domain);
+    if (id) await cleanUp(sql, [{ id, domain }]);
   }
 });
 
@@ -351,7 +339,7 @@ e2e("by hand: curl-style call with wait answers with the full result", async (sq
     assert.equal(result.error, null);
     assert.equal((await site(sql, id)).status_hosting, "active");
   } finally {
-    if (id) await cleanUp(sql, id, domain);
+    if (id) await cleanUp(sql, [{ id, domain }]);
   }
 });
 
@@ -425,7 +413,7 @@ e2e("a burst of sites drains with never more provisioning at once than the limit
     );
     assert.ok(peak <= limit, `peak ${peak} above the limit ${limit}`);
   } finally {
-    for (const [i, id] of ids.entries()) await cleanUp(sql, id, domains[i]);
+    for (const [i, id] of ids.entries()) await cleanUp(sql, [{ id, domain: domains[i] }]);
   }
 });
 

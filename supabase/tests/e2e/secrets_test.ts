@@ -5,12 +5,11 @@
 import assert from "node:assert/strict";
 import { decodeMultiline } from "../../functions/hosting-automator/core/settings.ts";
 import {
-  clearCloudpanelFaults,
+  cleanUp,
   cloudpanelFault,
   e2e,
   functionEnv,
-  onServer,
-  removeSite,
+  insertSite,
   setting,
   uniqueDomain,
   waitFor,
@@ -39,15 +38,12 @@ e2e("no log line, event, error, answer, URL or pg_net row holds a secret", async
   // One more site that fails on the way, so its errors are still in the table when we look.
   const domain = uniqueDomain("secrets");
   await cloudpanelFault(domain, "cert", "unauthorized");
-  const [{ id }] = await sql<{ id: string }[]>`
-    insert into public.sites (domain, status_dns) values (${domain}, 'active') returning id`;
+  const id = await insertSite(sql, domain);
   try {
     await waitFor(sql, id, (r) => r.hosting_error !== null);
     await lookEverywhere(sql);
   } finally {
-    await clearCloudpanelFaults(domain);
-    await onServer(`clpctl site:delete --domainName='${domain}' --force`);
-    await removeSite(sql, id);
+    await cleanUp(sql, [{ id, domain }]);
   }
 });
 

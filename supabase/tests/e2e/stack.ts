@@ -3,6 +3,8 @@
 // the Matomo stand-in's control API. Every setting comes from the stack's env files.
 
 import postgres from "postgres";
+import { deleteSite, INVENTORY_PATH } from "../../functions/hosting-automator/core/cloudpanel.ts";
+import { siteUrl } from "../../functions/hosting-automator/core/matomo.ts";
 import { stackSetting, stackTest } from "../stack_env.ts";
 
 export const setting = stackSetting;
@@ -156,7 +158,7 @@ export async function inventory(domain: string): Promise<string[]> {
   const output = await new Deno.Command("sqlite3", {
     args: [
       "-readonly",
-      `${cloudpanel()}/home/clp/htdocs/app/data/db.sq3`,
+      `${cloudpanel()}${INVENTORY_PATH}`,
       `select domain_name || ' ' || user from site where domain_name = '${domain}'`,
     ],
   }).output();
@@ -213,7 +215,7 @@ async function matomoControl(route: string, body?: unknown): Promise<unknown> {
 
 export async function matomoSitesFor(domain: string): Promise<number[]> {
   const sites = await matomoControl("sites") as Array<{ idsite: number; main_url: string }>;
-  return sites.filter((s) => s.main_url === `https://${domain}`).map((s) => s.idsite);
+  return sites.filter((s) => s.main_url === siteUrl(domain)).map((s) => s.idsite);
 }
 
 export function matomoFault(mode: string, extra: Record<string, unknown> = {}) {
@@ -266,8 +268,9 @@ export async function matomoRequests(): Promise<MatomoRequest[]> {
 
 /** The function's worker process under the edge-runtime stand-in, if one is running. */
 async function functionWorkerPids(): Promise<number[]> {
+  // The supervisor's pid file holds "pid start-time".
   const runtime = (await Deno.readTextFile(`${setting("HA_STACK_DIR")}/pids/edge-runtime.pid`))
-    .trim();
+    .trim().split(/\s+/)[0];
   const output = await new Deno.Command("pgrep", { args: ["-P", runtime] }).output();
   return new TextDecoder().decode(output.stdout).split("\n").filter((p) => p !== "").map(Number);
 }
@@ -315,4 +318,30 @@ export async function functionWith(overrides: Record<string, string>) {
     /** Waits for the work the instance started in the background. */
     settle: () => Promise.allSettled(background),
   };
+}
+
+// --- the sites a test makes, and their removal -------------------------------------------------
+
+/** Inserts a site row (DNS active unless said otherwise); the trigger fires as in production. */
+export async function insertSite(
+  sql: Sql,
+  domain: string,
+  statusDns: string | null = "active",
+): Promise<string> {
+  const [row] = await sql<{ id: string }[]>`
+    insert into public.sites (domain, status_dns) values (${domain}, ${statusDns}) returning id`;
+  return row.id;
+}
+
+/**
+ * Removes test sites whatever state they are in: the faults, the CloudPanel site (with the
+ * product's own delete command, as an operator would), the row with its events, and any pause.
+ */
+export async function cleanUp(sql: Sql, sites: Array<{ id: string; domain: string }>) {
+  for (const { id, domain } of sites) {
+    await clearCloudpanelFaults(domain);
+    await onServer(deleteSite(domain, "root").line);
+    if (id) await removeSite(sql, id);
+  }
+  await sql`delete from public.hosting_health`;
 }

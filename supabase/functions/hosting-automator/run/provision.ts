@@ -25,7 +25,7 @@ import { decidePlacement } from "../core/placement.ts";
 import { CANDIDATES } from "../core/plan.ts";
 import type { Redactor } from "../core/redact.ts";
 import { siteUserCandidates } from "../core/site_user.ts";
-import type { Analytics } from "../adapters/matomo.ts";
+import { type Analytics, AUTH_PAUSE_MS } from "../adapters/matomo.ts";
 import type { RemoteShell } from "../adapters/ssh.ts";
 import type { Finish, HostingStore, Job, Targets } from "../adapters/store.ts";
 import type { Logger } from "../lib/log.ts";
@@ -252,39 +252,49 @@ async function registerAnalytics(
   }
 }
 
-/** Shares Matomo's refusal with every instance (and every later run) through the database. */
-export async function pauseMatomo(ctx: JobContext, error: HostingError): Promise<Date | null> {
+/**
+ * Pauses a target for every instance (and every later run) through the database, which decides
+ * the backoff; null when the database cannot be told.
+ */
+async function pause(
+  ctx: JobContext,
+  target: { target: string; credential: string },
+  error: HostingError,
+  schedule: { baseSeconds: number; maxSeconds: number; minSeconds?: number },
+): Promise<Date | null> {
   try {
     const { pausedUntil } = await ctx.store.reportHealth({
-      ...ctx.targets.matomo,
+      ...target,
       ok: false,
       code: error.code,
       message: ctx.redact(error.message),
-      baseSeconds: 3_600,
-      maxSeconds: 86_400,
-      minSeconds: 3_600,
+      ...schedule,
     });
-    if (pausedUntil) ctx.analytics.pauseUntil(pausedUntil);
     return pausedUntil;
   } catch {
-    return ctx.analytics.pausedUntil();
+    return null;
   }
 }
 
-/** Pauses the server for every instance; when the database cannot be told, backs off locally. */
+/** Matomo refused the token: no call for an hour (its brute-force window), in any instance. */
+export async function pauseMatomo(ctx: JobContext, error: HostingError): Promise<Date | null> {
+  const hour = AUTH_PAUSE_MS / 1000;
+  const until = await pause(ctx, ctx.targets.matomo, error, {
+    baseSeconds: hour,
+    maxSeconds: hour,
+    minSeconds: hour,
+  });
+  if (until) ctx.analytics.pauseUntil(until);
+  return until ?? ctx.analytics.pausedUntil();
+}
+
+/** The server failed: pause it with backoff; when the database cannot be told, back off locally. */
 async function pauseServer(ctx: JobContext, error: HostingError): Promise<Date> {
-  try {
-    const { pausedUntil } = await ctx.store.reportHealth({
-      ...ctx.targets.ssh,
-      ok: false,
-      code: error.code,
-      message: ctx.redact(error.message),
-      baseSeconds: Math.round(ctx.serverRetry.baseMs / 1000),
-      maxSeconds: Math.round(ctx.serverRetry.maxMs / 1000),
-    });
-    if (pausedUntil) return pausedUntil;
-  } catch { /* below */ }
-  return new Date(ctx.now().getTime() + ctx.serverRetry.baseMs);
+  const until = await pause(ctx, ctx.targets.ssh, error, {
+    baseSeconds: Math.round(ctx.serverRetry.baseMs / 1000),
+    maxSeconds: Math.round(ctx.serverRetry.maxMs / 1000),
+  });
+  return until ?? new Date(ctx.now().getTime() + ctx.serverRetry.baseMs);
 }
 
 export function result(

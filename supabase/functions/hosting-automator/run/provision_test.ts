@@ -660,7 +660,7 @@ Deno.test("a refused Matomo token is reported to the database and pauses Matomo 
     code: "MATOMO_AUTH",
     message: "SitesManager.getSitesIdFromSiteUrl: MATOMO_AUTH",
     baseSeconds: 3_600,
-    maxSeconds: 86_400,
+    maxSeconds: 3_600,
     minSeconds: 3_600,
   }]);
   assert.deepEqual(analytics.paused, at(2 * 3_600_000));
