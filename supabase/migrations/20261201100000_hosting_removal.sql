@@ -712,3 +712,49 @@ exception when others then
   raise warning 'hosting-automator: could not add the tables to supabase_realtime (%)', sqlerrm;
 end
 $$;
+
+-- Metrics, redefined: a removal's successful deleteSite is a Matomo call that worked, not an error.
+create or replace view public.hosting_metrics
+with (security_invoker = true)
+as
+with activations as (
+  select e.duration_ms
+  from public.hosting_events e
+  where e.step = 'finish' and e.outcome = 'ok' and e.code = 'ACTIVE'
+),
+cli as (
+  select e.outcome
+  from public.hosting_events e
+  where e.step in ('site', 'certificate') and e.outcome in ('ok', 'warning', 'error')
+),
+matomo as (
+  -- A failure is an API error whether the site recorded it as a warning (it still went active) or
+  -- an error; a duplicate is not; a pause or the give-up note made no call at all.
+  select case when e.code like 'MATOMO\_%' and e.code not in ('MATOMO_FOUND', 'MATOMO_CREATED',
+                   'MATOMO_DUPLICATES', 'MATOMO_DELETED') then 'error' else 'ok' end as outcome
+  from public.hosting_events e
+  where e.step = 'analytics' and e.outcome in ('ok', 'warning', 'error')
+    and e.code not in ('MATOMO_PAUSED', 'ANALYTICS_GAVE_UP')
+)
+select
+  (select count(*) from public.sites) as sites_total,
+  (select count(*) from public.sites where status_hosting = 'pending') as sites_pending,
+  (select count(*) from public.sites where status_hosting = 'provisioning') as sites_provisioning,
+  (select count(*) from public.sites where status_hosting = 'active') as sites_active,
+  (select count(*) from public.sites where status_hosting = 'failed') as sites_failed,
+  (select count(*) from public.sites where status_hosting = 'active' and matomo_site_id is null)
+    as sites_active_without_analytics,
+  (select round(avg(case when exists (select 1 from public.hosting_events r
+                                       where r.site_id = s.id and r.step = 'reset')
+                         then 0.0 else 1.0 end), 4)
+   from public.sites s where s.status_hosting = 'active') as auto_share,
+  (select round(avg(a.duration_ms) / 1000.0, 3) from activations a) as claim_to_active_mean_s,
+  (select round((percentile_cont(0.95) within group (order by a.duration_ms) / 1000.0)::numeric, 3)
+   from activations a) as claim_to_active_p95_s,
+  (select count(*) from activations) as activations,
+  (select round(avg(case when c.outcome = 'error' then 0.0 else 1.0 end), 4) from cli c)
+    as cli_success_rate,
+  (select count(*) from cli) as cli_commands,
+  (select round(avg(case when m.outcome = 'error' then 1.0 else 0.0 end), 4) from matomo m)
+    as matomo_error_rate,
+  (select count(*) from matomo) as matomo_calls;

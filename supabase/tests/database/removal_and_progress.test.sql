@@ -1,7 +1,7 @@
 -- Removal (hosting_deprovision, hosting_request_removal, the claim, hosting_finish_removal, the
 -- sweeper, the way back to pending) and live progress (hosting_step on the row).
 begin;
-select plan(36);
+select plan(37);
 
 set local client_min_messages = error;
 do $$
@@ -148,6 +148,12 @@ select results_eq(
      from public.sites s where domain = 'keep.example.com' $$,
   $$ values ('pending', 0, 'provision') $$,
   'removed -> pending: provisioned again from scratch');
+
+-- metrics: a removal's deleteSite that worked is a Matomo call, not an error
+insert into public.hosting_events (site_id, attempt, step, outcome, code)
+values ('f0000000-0000-4000-8000-000000000001', 1, 'analytics', 'ok', 'MATOMO_DELETED');
+select results_eq($$ select matomo_error_rate, matomo_calls from public.hosting_metrics $$,
+  $$ values (0.0000::numeric, 1::bigint) $$, 'a deleted Matomo site counts as a successful call');
 
 -- Realtime (the stand-in bootstrap creates the publication empty, as a hosted project has it)
 select is(
