@@ -6,7 +6,8 @@
 -- timeouts, schema extensions with uuid-ossp and pgcrypto, usage on public/extensions for the API
 -- roles, postgres' search_path "$user", public, extensions, and the Vault (here the supabase_vault
 -- stand-in in extension/).
--- Differs: no supabase_admin, auth schema (the migrations use none of it), storage, realtime,
+-- Differs: no supabase_admin, auth schema (the migrations use none of it), storage, realtime (only
+-- its empty supabase_realtime publication),
 -- graphql or pgsodium. And, like
 -- projects after Supabase's 2026 change (docs/supabase.md#roles-schemas-and-grants), NO default privileges on new objects in
 -- public: migrations must grant explicitly. pg_net and pg_cron are not created here (a hosted
@@ -54,3 +55,12 @@ grant usage on schema public to postgres, anon, authenticated, service_role;
 grant usage on schema extensions to postgres, anon, authenticated, service_role;
 
 create extension if not exists supabase_vault;
+
+-- Realtime's publication, empty, as a new hosted project has it (migrations add their tables).
+do $do$
+begin
+  if not exists (select from pg_catalog.pg_publication where pubname = 'supabase_realtime') then
+    create publication supabase_realtime;
+  end if;
+end
+$do$;

@@ -1,10 +1,10 @@
 // The HTTP boundary (docs/contract.md#http-interface): method, caller, body size and type,
 // settings, body, then claim and answer — 202 with the work running on in the background, 200 with
-// results when asked to wait, or a dry-run plan.
+// results when asked to wait, or a dry-run plan. A removal is asked for first, then claimed alike.
 
 import { callerRole } from "./core/auth.ts";
 import { toHostingError } from "./core/errors.ts";
-import { planSite } from "./core/plan.ts";
+import { planRemoval, planSite } from "./core/plan.ts";
 import { parseBody, type Work } from "./core/request.ts";
 import type { LoadedSettings, Settings } from "./core/settings.ts";
 import type { HostingStore } from "./adapters/store.ts";
@@ -89,10 +89,24 @@ export function createHandler(runtime: Runtime): Handler {
     // A named site always gets its plan, whatever its state, with the reason a real call would
     // not take it now; without a site, the plans of what is due.
     const sites = work.siteId ? (peek.site ? [peek.site] : []) : peek.due;
-    const plans = sites.map((site) => ({
-      ...planSite(site, settings.ssh.user, settings.matomo.url),
-      skip_reason: site.due ? null : site.skip_reason ?? null,
-    }));
+    const removal = work.deprovision;
+    const plans = sites.map((site) =>
+      removal
+        ? {
+          ...planRemoval(site, removal.deleteAnalytics, settings.ssh.user, settings.matomo.url),
+          // What hosting_request_removal would answer: a removed site changes nothing, and a
+          // site a worker holds is refused.
+          skip_reason: site.status_hosting === "removed"
+            ? "REMOVED"
+            : site.skip_reason === "IN_PROGRESS"
+            ? "IN_PROGRESS"
+            : null,
+        }
+        : {
+          ...planSite(site, settings.ssh.user, settings.matomo.url),
+          skip_reason: site.due ? null : site.skip_reason ?? null,
+        }
+    );
     const skipped = work.siteId && !peek.site
       ? [{ site_id: work.siteId, domain: null, status: null, reason: "NOT_FOUND" }]
       : [];
@@ -102,6 +116,23 @@ export function createHandler(runtime: Runtime): Handler {
   async function perform(settings: Settings, work: Work): Promise<Response> {
     const { run, store } = runtime.createRun(settings);
     if (work.dryRun) return await dryRun(settings, store, work);
+    if (work.deprovision && work.siteId) {
+      const asked = await store.requestRemoval(work.siteId, work.deprovision.deleteAnalytics);
+      if (asked.outcome === "in_progress") {
+        return problem(
+          409,
+          "IN_PROGRESS",
+          `${asked.site?.domain} is being worked on until ${asked.site?.lease_until} (lease); ` +
+            "nothing changed: wait for its result, then remove it",
+          { site_id: work.siteId, status: asked.site?.status_hosting ?? null },
+        );
+      }
+      runtime.log("info", "removal_requested", {
+        site_id: work.siteId,
+        outcome: asked.outcome,
+        delete_analytics: work.deprovision.deleteAnalytics,
+      });
+    }
 
     const batch = await run.claim(work.siteId);
     runtime.log("info", "request", {
@@ -174,6 +205,13 @@ export function createHandler(runtime: Runtime): Handler {
         return problem(400, "INVALID_BODY", "the request body does not match the contract", {
           issues: parsed.issues,
         });
+      }
+      if (role === "dispatch" && parsed.work.deprovision) {
+        return problem(
+          403,
+          "FORBIDDEN",
+          "the dispatch token cannot remove a site; use the service-role or secret key",
+        );
       }
       if (role === "dispatch" && (parsed.work.dryRun || parsed.work.wait)) {
         return problem(

@@ -3,7 +3,7 @@ import { HostingError } from "./core/errors.ts";
 import { loadSettings } from "./core/settings.ts";
 import { createHandler, MAX_BODY_BYTES, type Runtime } from "./handler.ts";
 import { SiteRun } from "./run/site_run.ts";
-import { context, FakeShell, FakeStore, freshServer, job, siteRow } from "./testing/fakes.ts";
+import { context, FakeShell, FakeStore, freshServer, job, ok, siteRow } from "./testing/fakes.ts";
 
 const SERVICE_KEY = "service-role-key-for-tests-0123456789";
 const SECRET_KEY = "sb_secret_for_tests_abcdefghijklmnop";
@@ -424,4 +424,71 @@ Deno.test("the runtime's end hands the running sites back through the handler", 
   assert.equal(store.finishes[0].errorCode, "INTERRUPTED");
   release();
   await background[0];
+});
+
+// --- removal ---------------------------------------------------------------------------------
+
+Deno.test("the dispatch token cannot ask for a removal (403), and nothing is asked or claimed", async () => {
+  const store = new FakeStore();
+  const { handler } = setup(WITH_DISPATCH, store);
+  const response = await handler.fetch(
+    post({ site_id: SITE, action: "deprovision" }, { apikey: DISPATCH }),
+  );
+  assert.equal(response.status, 403);
+  assert.equal((await response.json()).error.code, "FORBIDDEN");
+  assert.deepEqual(store.removalRequests, []);
+  assert.deepEqual(store.claims, []);
+});
+
+Deno.test("a removal is asked for first, then claimed and run like any due work", async () => {
+  const removal = job({ site_id: SITE, kind: "remove", matomo_site_id: 5, delete_analytics: true });
+  const store = new FakeStore([{ claimed: [removal], site: null }]);
+  const shell = new FakeShell({ "site:delete": ok("Site example.com has been deleted.\n") });
+  const { handler } = setup(ENV, store, shell);
+  const response = await handler.fetch(
+    post({ site_id: SITE, action: "deprovision", delete_analytics: true, wait: true }),
+  );
+  assert.equal(response.status, 200);
+  assert.deepEqual(store.removalRequests, [{ siteId: SITE, deleteAnalytics: true }]);
+  assert.deepEqual(store.claims[0], { siteId: SITE, limit: 1 });
+  const { results } = await response.json();
+  assert.equal(results[0].status, "removed");
+  assert.deepEqual(shell.verbs, ["site:delete"]);
+});
+
+Deno.test("a removal of a site a worker is provisioning answers 409 and claims nothing", async () => {
+  const store = new FakeStore();
+  store.removalAnswer = {
+    outcome: "in_progress",
+    site: siteRow({
+      site_id: SITE,
+      status_hosting: "provisioning",
+      lease_until: "2026-11-26T12:09:00Z",
+    }),
+  };
+  const { handler } = setup(ENV, store);
+  const response = await handler.fetch(post({ site_id: SITE, action: "deprovision" }));
+  assert.equal(response.status, 409);
+  const { error } = await response.json();
+  assert.equal(error.code, "IN_PROGRESS");
+  assert.match(error.message, /example\.com is being worked on until 2026-11-26T12:09:00Z/);
+  assert.deepEqual(store.claims, []);
+});
+
+Deno.test("a dry run of a removal shows site:delete and asks for nothing", async () => {
+  const store = new FakeStore([], {
+    due: [],
+    site: siteRow({ site_id: SITE, status_hosting: "active", due: null, matomo_site_id: 5 }),
+  });
+  const { handler } = setup(ENV, store);
+  const response = await handler.fetch(
+    post({ site_id: SITE, action: "deprovision", delete_analytics: true, dry_run: true }),
+  );
+  const { plans } = await response.json();
+  assert.equal(plans[0].work, "remove");
+  assert.match(plans[0].commands[0], /^clpctl site:delete --domainName='example\.com' --force/);
+  assert.equal(plans[0].matomo_calls[0].body, "token_auth=***&idSite=5");
+  assert.equal(plans[0].skip_reason, null);
+  assert.deepEqual(store.removalRequests, []);
+  assert.deepEqual(store.claims, []);
 });

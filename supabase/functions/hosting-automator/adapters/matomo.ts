@@ -5,11 +5,13 @@ import { HostingError } from "../core/errors.ts";
 import { withDeadline } from "../lib/deadline.ts";
 import {
   addSiteRequest,
+  deleteSiteRequest,
   type HttpAnswer,
   type Interpreted,
   lookupRequest,
   type MatomoRequest,
   readAddSite,
+  readDeleteSite,
   readLookup,
 } from "../core/matomo.ts";
 
@@ -18,6 +20,8 @@ export interface Analytics {
   findSiteIds(domain: string): Promise<number[]>;
   /** Registers the domain; returns the new idsite. */
   addSite(domain: string): Promise<number>;
+  /** Deletes the site with this idsite (removal only); "not_found" when Matomo has no such id. */
+  deleteSite(idSite: number): Promise<"deleted" | "not_found">;
   /** Until when no call is made (after an authentication failure or a block), or null. */
   pausedUntil(): Date | null;
   /** Pause calls until `until` (learnt from the database: another instance saw the failure). */
@@ -136,6 +140,8 @@ export function createMatomoClient(
   return {
     findSiteIds: (domain) => send(lookupRequest(options.url, options.token, domain), readLookup),
     addSite: (domain) => send(addSiteRequest(options.url, options.token, domain), readAddSite),
+    deleteSite: (idSite) =>
+      send(deleteSiteRequest(options.url, options.token, idSite), readDeleteSite),
     pausedUntil: () => (pausedUntil > now() ? new Date(pausedUntil) : null),
     pauseUntil: (until) => {
       pausedUntil = Math.max(pausedUntil, until.getTime());

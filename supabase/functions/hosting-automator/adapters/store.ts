@@ -1,5 +1,6 @@
 // The database, through supabase-js RPCs to the migrations' functions (hosting_claim,
-// hosting_record_event, hosting_finish, hosting_release, hosting_report_health, hosting_peek).
+// hosting_record_event, hosting_finish, hosting_release, hosting_report_health, hosting_peek, and
+// for removals hosting_request_removal and hosting_finish_removal).
 // Answers are checked before use.
 
 import type { SupabaseClient } from "@supabase/supabase-js";
@@ -19,13 +20,16 @@ const siteRow = z.object({
   lease_until: z.string().nullable(),
   next_attempt_at: z.string().nullable(),
   updated_at: z.string().nullable(),
-  due: z.enum(["provision", "analytics"]).nullable(),
+  due: z.enum(["provision", "analytics", "remove"]).nullable(),
   skip_reason: z.string().nullable().optional(),
+  delete_analytics: z.boolean().optional(),
+  step: z.string().nullable().optional(),
+  step_started_at: z.string().nullable().optional(),
 });
 export type SiteRow = z.infer<typeof siteRow>;
 
 const job = z.object({
-  kind: z.enum(["provision", "analytics"]),
+  kind: z.enum(["provision", "analytics", "remove"]),
   site_id: z.string(),
   domain: z.string(),
   attempt: z.number(),
@@ -35,6 +39,8 @@ const job = z.object({
   doc_root: z.string().nullable(),
   matomo_site_id: z.number().nullable(),
   analytics_failures: z.number().default(0),
+  /** A removal: also delete the row's own Matomo site. */
+  delete_analytics: z.boolean().optional(),
 });
 export type Job = z.infer<typeof job>;
 
@@ -49,6 +55,11 @@ const healthAnswer = z.object({ paused_until: z.string().nullable(), failures: z
 const peekAnswer = z.object({ due: z.array(siteRow), site: siteRow.nullable() });
 const finishAnswer = z.object({ applied: z.boolean() });
 const eventAnswer = z.number();
+const removalAnswer = z.object({
+  outcome: z.enum(["requested", "in_progress", "removing", "removed", "not_found"]),
+  site: siteRow.nullable(),
+});
+export type RemovalAnswer = z.infer<typeof removalAnswer>;
 
 export interface StepEvent {
   siteId: string;
@@ -60,7 +71,7 @@ export interface StepEvent {
   durationMs?: number;
   /** The claim's token: recording the event then renews its lease (of that kind of claim). */
   claimToken?: string;
-  kind?: "provision" | "analytics";
+  kind?: Job["kind"];
 }
 
 export interface Finish {
@@ -80,6 +91,21 @@ export interface Finish {
   refundAttempt?: boolean;
   /** This finish records a failed Matomo registration. */
   analyticsFailed?: boolean;
+}
+
+export interface RemovalFinish {
+  siteId: string;
+  claimToken: string;
+  /** removed, or removing again (a retry at nextAttemptAt), or failed. */
+  status: "removed" | "removing" | "failed";
+  /** The row's Matomo site was deleted (or was already gone): its id is cleared. */
+  matomoDeleted?: boolean;
+  errorCode?: string;
+  errorMessage?: string;
+  nextAttemptAt?: Date;
+  durationMs: number;
+  refundAttempt?: boolean;
+  eventCode?: string;
 }
 
 /** Which SSH server and Matomo this instance uses, and digests of the settings it uses them with. */
@@ -114,6 +140,9 @@ export interface HostingStore {
   release(claimTokens: string[], reason: string): Promise<number>;
   reportHealth(report: HealthReport): Promise<{ pausedUntil: Date | null }>;
   peek(siteId: string | undefined, limit: number): Promise<z.infer<typeof peekAnswer>>;
+  /** Moves the site to 'removing' unless a worker holds it or it is removed (changes nothing). */
+  requestRemoval(siteId: string, deleteAnalytics: boolean): Promise<RemovalAnswer>;
+  finishRemoval(finish: RemovalFinish): Promise<{ applied: boolean }>;
 }
 
 export function createSupabaseStore(
@@ -212,5 +241,24 @@ export function createSupabaseStore(
     },
     peek: (siteId, limit) =>
       call("hosting_peek", { p_site_id: siteId ?? null, p_limit: limit }, peekAnswer),
+    requestRemoval: (siteId, deleteAnalytics) =>
+      call("hosting_request_removal", {
+        p_site_id: siteId,
+        p_delete_analytics: deleteAnalytics,
+        p_dispatch: false, // the caller claims it at once
+      }, removalAnswer),
+    finishRemoval: (finish) =>
+      call("hosting_finish_removal", {
+        p_site_id: finish.siteId,
+        p_claim_token: finish.claimToken,
+        p_status: finish.status,
+        p_matomo_deleted: finish.matomoDeleted ?? false,
+        p_error_code: finish.errorCode ?? null,
+        p_error_message: finish.errorMessage ?? null,
+        p_next_attempt_at: finish.nextAttemptAt?.toISOString() ?? null,
+        p_duration_ms: Math.round(finish.durationMs),
+        p_refund_attempt: finish.refundAttempt ?? false,
+        p_event_code: finish.eventCode ?? null,
+      }, finishAnswer),
   };
 }

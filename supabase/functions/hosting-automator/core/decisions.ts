@@ -67,4 +67,5 @@ export type SkipReason =
   | "AT_CAPACITY"
   | "SERVER_PAUSED"
   | "ANALYTICS_PAUSED"
-  | "ANALYTICS_GAVE_UP";
+  | "ANALYTICS_GAVE_UP"
+  | "REMOVED";

@@ -1,9 +1,12 @@
-// Matomo in one place: the two SitesManager calls as Matomo wants them, and what each answer means
+// Matomo in one place: the SitesManager calls as Matomo wants them, and what each answer means
 // (docs/matomo.md#request-shape, docs/matomo.md#observed-answers). Pure: no network here.
 
 import { HostingError } from "./errors.ts";
 
-export type MatomoMethod = "SitesManager.getSitesIdFromSiteUrl" | "SitesManager.addSite";
+export type MatomoMethod =
+  | "SitesManager.getSitesIdFromSiteUrl"
+  | "SitesManager.addSite"
+  | "SitesManager.deleteSite";
 
 export interface MatomoRequest {
   method: MatomoMethod;
@@ -45,6 +48,11 @@ export function addSiteRequest(baseUrl: string, token: string, domain: string): 
     ["siteName", domain],
     ["urls[0]", siteUrl(domain)],
   ]);
+}
+
+/** Removal only, and only ever with the row's own idsite (docs/matomo.md#sitesmanager-calls). */
+export function deleteSiteRequest(baseUrl: string, token: string, idSite: number): MatomoRequest {
+  return matomoRequest(baseUrl, token, "SitesManager.deleteSite", [["idSite", String(idSite)]]);
 }
 
 /** For dry runs and logs: the request with the token shown as ***. */
@@ -160,4 +168,23 @@ export function readAddSite(answer: HttpAnswer): Interpreted<number> {
     ));
   }
   return { ok: true, value: id };
+}
+
+/** deleteSite: a void result renders `{"result":"success","message":"ok"}`; an unknown id is
+ * `website id = N not found` (an API error): the site is already gone. */
+export function readDeleteSite(answer: HttpAnswer): Interpreted<"deleted" | "not_found"> {
+  const result = interpret("SitesManager.deleteSite", answer);
+  if (!result.ok) {
+    return /^SitesManager\.deleteSite: website id = \d+ not found$/.test(result.error.message)
+      ? { ok: true, value: "not_found" }
+      : result;
+  }
+  const body = result.value as { result?: unknown } | null;
+  if (body?.result !== "success") {
+    return fail(matomoError(
+      "MATOMO_BAD_RESPONSE",
+      `SitesManager.deleteSite: unexpected answer ${answer.body.slice(0, 200)}`,
+    ));
+  }
+  return { ok: true, value: "deleted" };
 }

@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import type { ErrorCode } from "./errors.ts";
 import {
   addSiteRequest,
+  deleteSiteRequest,
   describeRequest,
   type HttpAnswer,
   type Interpreted,
   lookupRequest,
   matomoRequest,
   readAddSite,
+  readDeleteSite,
   readLookup,
   siteUrl,
 } from "./matomo.ts";
@@ -290,4 +292,52 @@ Deno.test("a 401 or 403 with any body is an auth failure, and a 404 an HTTP erro
     readLookup({ status: 404, contentType: "text/html", body: "<h1>Not Found</h1>" }),
     "MATOMO_HTTP",
   );
+});
+
+// --- deleteSite (removal only) ---------------------------------------------------------------
+
+const answered = (body: string, status = 200, contentType = "application/json; charset=utf-8") => ({
+  status,
+  contentType,
+  body,
+});
+
+Deno.test("deleteSite sends only the given idsite, the token in the body", () => {
+  const request = deleteSiteRequest(BASE, TOKEN, 42);
+  assert.equal(new URL(request.url).searchParams.get("method"), "SitesManager.deleteSite");
+  assert.deepEqual([...request.body], [["token_auth", TOKEN], ["idSite", "42"]]);
+  assert.equal(describeRequest(request).body, "token_auth=***&idSite=42");
+});
+
+Deno.test("deleteSite's void success is deleted; an unknown id is already gone", () => {
+  assert.deepEqual(readDeleteSite(answered('{"result":"success","message":"ok"}')), {
+    ok: true,
+    value: "deleted",
+  });
+  assert.deepEqual(
+    readDeleteSite(answered('{"result":"error","message":"website id = 42 not found"}')),
+    { ok: true, value: "not_found" },
+  );
+});
+
+Deno.test("deleteSite's other refusals are errors with Matomo's codes", () => {
+  const code = (answer: ReturnType<typeof answered>) => {
+    const read = readDeleteSite(answer);
+    return read.ok ? "ok" : read.error.code;
+  };
+  assert.equal(
+    code(answered(
+      '{"result":"error","message":"It is not possible to delete this website as it is the only registered website."}',
+    )),
+    "MATOMO_API_ERROR",
+  );
+  assert.equal(
+    code(answered(
+      '{"result":"error","message":"Unable to authenticate with the provided token. It is either invalid or expired."}',
+      401,
+    )),
+    "MATOMO_AUTH",
+  );
+  assert.equal(code(answered('{"value":true}')), "MATOMO_BAD_RESPONSE");
+  assert.equal(code(answered("<html></html>", 502, "text/html")), "MATOMO_HTTP");
 });

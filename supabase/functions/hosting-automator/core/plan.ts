@@ -3,19 +3,20 @@
 
 import {
   addStaticSite,
+  deleteSite,
   docRootCheck,
   docRootFor,
   installCertificate,
   serverState,
 } from "./cloudpanel.ts";
 import { validateDomain } from "./domain.ts";
-import { addSiteRequest, describeRequest, lookupRequest } from "./matomo.ts";
+import { addSiteRequest, deleteSiteRequest, describeRequest, lookupRequest } from "./matomo.ts";
 import { siteUserCandidates } from "./site_user.ts";
 
 export interface PlannedSite {
   site_id: string;
   domain: string;
-  work: "provision" | "analytics";
+  work: "provision" | "analytics" | "remove";
   site_user: string | null;
   doc_root: string | null;
   commands: string[];
@@ -26,8 +27,12 @@ export interface PlannedSite {
 export interface PlanInput {
   site_id: string;
   domain: string;
-  due: "provision" | "analytics" | null;
+  due: "provision" | "analytics" | "remove" | null;
   matomo_site_id: number | null;
+  site_user?: string | null;
+  doc_root?: string | null;
+  /** For a removal: whether it deletes the Matomo site too. */
+  delete_analytics?: boolean;
 }
 
 /** How many site user names a run considers (see run/provision.ts). */
@@ -38,6 +43,9 @@ export function planSite(
   sshUser: string,
   matomoUrl: string,
 ): PlannedSite {
+  if (site.due === "remove") {
+    return planRemoval(site, site.delete_analytics ?? false, sshUser, matomoUrl);
+  }
   const work = site.due ?? "provision";
   const plan: PlannedSite = {
     site_id: site.site_id,
@@ -77,6 +85,43 @@ export function planSite(
         when: "only if the lookup finds no site",
       },
     ];
+  }
+  return plan;
+}
+
+/** A removal: `site:delete` (a site already gone is fine), then Matomo's deleteSite only when
+ * asked and only for the row's own idsite. */
+export function planRemoval(
+  site: PlanInput,
+  deleteAnalytics: boolean,
+  sshUser: string,
+  matomoUrl: string,
+): PlannedSite {
+  const plan: PlannedSite = {
+    site_id: site.site_id,
+    domain: site.domain,
+    work: "remove",
+    site_user: site.site_user ?? null,
+    doc_root: site.doc_root ?? null,
+    commands: [],
+    matomo_calls: [],
+    error: null,
+  };
+  const domain = validateDomain(site.domain);
+  if (!domain.ok) {
+    plan.error = { code: domain.error.code, message: domain.error.message };
+    return plan;
+  }
+  plan.commands = [
+    `${
+      deleteSite(site.domain, sshUser).shown
+    }   # 'Site "…" does not exist.' counts as already gone`,
+  ];
+  if (deleteAnalytics && site.matomo_site_id !== null) {
+    plan.matomo_calls = [{
+      ...describeRequest(deleteSiteRequest(matomoUrl, "***", site.matomo_site_id)),
+      when: "always (delete_analytics); an unknown id counts as already gone",
+    }];
   }
   return plan;
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { addStaticSite, docRootCheck, installCertificate, serverState } from "./cloudpanel.ts";
 import { addSiteRequest, describeRequest, lookupRequest } from "./matomo.ts";
-import { CANDIDATES, planSite } from "./plan.ts";
+import { CANDIDATES, planRemoval, planSite } from "./plan.ts";
 import { deriveSiteUser, siteUserCandidates } from "./site_user.ts";
 
 const ID = "3f0c1a2b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
@@ -139,4 +139,32 @@ Deno.test("a site with no due work is planned as a full provisioning", () => {
   assert.equal(plan.site_id, ID);
   assert.equal(plan.domain, "shop.example.com");
   assert.equal(plan.commands.length, 4);
+});
+
+Deno.test("a removal plan is site:delete --force, and deleteSite only when asked and known", () => {
+  const site = {
+    site_id: ID,
+    domain: "example.com",
+    due: "remove" as const,
+    matomo_site_id: 9,
+    delete_analytics: true,
+  };
+  const plan = planSite(site, "deploy", MATOMO);
+  assert.equal(plan.work, "remove");
+  assert.equal(plan.commands.length, 1);
+  assert.match(
+    plan.commands[0],
+    /^sudo -n clpctl site:delete --domainName='example\.com' --force /,
+  );
+  assert.equal(plan.matomo_calls.length, 1);
+  assert.equal(plan.matomo_calls[0].body, "token_auth=***&idSite=9");
+  assert.deepEqual(planRemoval(site, false, "root", MATOMO).matomo_calls, []);
+  assert.deepEqual(
+    planRemoval({ ...site, matomo_site_id: null }, true, "root", MATOMO).matomo_calls,
+    [],
+  );
+  assert.equal(
+    planRemoval({ ...site, domain: "no spaces.com" }, true, "root", MATOMO).error?.code,
+    "INVALID_DOMAIN",
+  );
 });

@@ -1,5 +1,6 @@
 // The HTTP body the function accepts, checked with zod: one site, a Database Webhook payload for
 // public.sites, or {} for every due site; plus the wait / dry_run options (docs/contract.md#body).
+// One named site may also be removed: {"site_id", "action": "deprovision", "delete_analytics"}.
 
 import { z } from "zod";
 
@@ -8,7 +9,15 @@ const options = {
   dry_run: z.boolean().optional(),
 };
 
-const oneSite = z.strictObject({ site_id: z.uuid(), ...options });
+const oneSite = z.strictObject({
+  site_id: z.uuid(),
+  action: z.enum(["provision", "deprovision"]).optional(),
+  delete_analytics: z.boolean().optional(),
+  ...options,
+}).refine((body) => body.delete_analytics === undefined || body.action === "deprovision", {
+  message: 'delete_analytics applies to "action": "deprovision" only',
+  path: ["delete_analytics"],
+});
 
 const webhook = z.object({
   type: z.enum(["INSERT", "UPDATE", "DELETE"]),
@@ -27,6 +36,9 @@ const everyDueSite = z.strictObject({ ...options });
 export interface Work {
   /** One site, or undefined for every due site. */
   siteId?: string;
+  /** Present for "action": "deprovision": remove the named site (never for the dispatch token),
+   * deleting its own Matomo site too only when asked (kept by default). */
+  deprovision?: { deleteAnalytics: boolean };
   wait: boolean;
   dryRun: boolean;
 }
@@ -68,14 +80,17 @@ export function parseBody(text: string): ParsedBody {
   }
   const body = result.data as z.infer<typeof everyDueSite> & {
     site_id?: string;
+    action?: "provision" | "deprovision";
+    delete_analytics?: boolean;
     record?: { id: string } | null;
   };
-  return {
-    ok: true,
-    work: {
-      siteId: body.site_id ?? body.record?.id,
-      wait: body.wait ?? false,
-      dryRun: body.dry_run ?? false,
-    },
+  const work: Work = {
+    siteId: body.site_id ?? body.record?.id,
+    wait: body.wait ?? false,
+    dryRun: body.dry_run ?? false,
   };
+  if (body.action === "deprovision") {
+    work.deprovision = { deleteAnalytics: body.delete_analytics ?? false };
+  }
+  return { ok: true, work };
 }

@@ -137,3 +137,32 @@ Deno.test("a JSON body that is not an object is refused", () => {
     assert.deepEqual(issues(text), [{ path: "", message: "the body must be a JSON object" }], text);
   }
 });
+
+Deno.test("action deprovision asks to remove the named site, keeping analytics unless told", () => {
+  assert.deepEqual(work(JSON.stringify({ site_id: ID, action: "deprovision" })), {
+    siteId: ID,
+    wait: false,
+    dryRun: false,
+    deprovision: { deleteAnalytics: false },
+  });
+  assert.deepEqual(
+    work(
+      JSON.stringify({ site_id: ID, action: "deprovision", delete_analytics: true, wait: true }),
+    ),
+    { siteId: ID, wait: true, dryRun: false, deprovision: { deleteAnalytics: true } },
+  );
+  assert.deepEqual(work(JSON.stringify({ site_id: ID, action: "provision" })), {
+    siteId: ID,
+    wait: false,
+    dryRun: false,
+  });
+});
+
+Deno.test("delete_analytics without deprovision, an unknown action, or deprovision without a site are refused", () => {
+  assert.equal(
+    issues(JSON.stringify({ site_id: ID, delete_analytics: true }))[0].path,
+    "delete_analytics",
+  );
+  assert.equal(issues(JSON.stringify({ site_id: ID, action: "delete" }))[0].path, "action");
+  assert.ok(issues(JSON.stringify({ action: "deprovision" })).length > 0);
+});

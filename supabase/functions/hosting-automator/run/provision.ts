@@ -38,7 +38,7 @@ export interface SiteResult {
   site_id: string;
   domain: string;
   attempt: number;
-  status: "active" | "pending" | "failed" | "superseded";
+  status: "active" | "pending" | "failed" | "superseded" | "removing" | "removed";
   doc_root: string | null;
   matomo_site_id: number | null;
   warnings: Issue[];
@@ -71,7 +71,7 @@ interface Placed {
 }
 
 /** Runs a command and masks every known secret in what it printed, before anything reads it. */
-async function exec(ctx: JobContext, command: RemoteCommand, timeoutMs: number) {
+export async function exec(ctx: JobContext, command: RemoteCommand, timeoutMs: number) {
   const result: ExecResult = await ctx.shell.run(command, timeoutMs);
   return { ...result, stdout: ctx.redact(result.stdout), stderr: ctx.redact(result.stderr) };
 }
@@ -277,7 +277,7 @@ async function pause(
 }
 
 /** Matomo refused the token: no call for an hour (its brute-force window), in any instance. */
-async function pauseMatomo(ctx: JobContext, error: HostingError): Promise<Date | null> {
+export async function pauseMatomo(ctx: JobContext, error: HostingError): Promise<Date | null> {
   const hour = AUTH_PAUSE_MS / 1000;
   const until = await pause(ctx, ctx.targets.matomo, error, {
     baseSeconds: hour,
@@ -297,7 +297,7 @@ async function pauseServer(ctx: JobContext, error: HostingError): Promise<Date> 
   return until ?? new Date(ctx.now().getTime() + ctx.serverRetry.baseMs);
 }
 
-function result(
+export function result(
   job: Job,
   started: number,
   ctx: JobContext,
@@ -390,6 +390,19 @@ export async function provisionSite(
   }
 }
 
+/** After a failed attempt (provisioning or removal): wait and try again, or fail. A failure that is
+ * not the site's waits for the server (paused for every instance) or the next instance, with its
+ * attempt given back. */
+export async function whatNext(ctx: JobContext, job: Job, error: HostingError) {
+  const notTheSite = error.serverLevel || error.code === "INTERRUPTED";
+  const next = error.serverLevel
+    ? { status: "pending" as const, nextAttemptAt: await pauseServer(ctx, error) }
+    : error.code === "INTERRUPTED"
+    ? { status: "pending" as const, nextAttemptAt: ctx.now() }
+    : afterFailure(error, job.attempt, ctx.retry, ctx.now());
+  return { next, notTheSite };
+}
+
 async function fail(
   ctx: JobContext,
   job: Job,
@@ -399,13 +412,7 @@ async function fail(
   placed?: Placed,
 ): Promise<SiteResult> {
   const message = ctx.redact(error.message);
-  // Not the site's fault: it waits for the server (or the next instance) with its attempt back.
-  const notTheSite = error.serverLevel || error.code === "INTERRUPTED";
-  const next = error.serverLevel
-    ? { status: "pending" as const, nextAttemptAt: await pauseServer(ctx, error) }
-    : error.code === "INTERRUPTED"
-    ? { status: "pending" as const, nextAttemptAt: ctx.now() }
-    : afterFailure(error, job.attempt, ctx.retry, ctx.now());
+  const { next, notTheSite } = await whatNext(ctx, job, error);
   let status: SiteResult["status"] = next.status;
   try {
     // A site that exists on the server keeps its user and document root on the row even while

@@ -12,6 +12,7 @@ import {
   releaseInterrupted,
   type SiteResult,
 } from "./provision.ts";
+import { releaseInterruptedRemoval, removeSite } from "./remove.ts";
 
 export interface Skipped {
   site_id: string;
@@ -135,6 +136,8 @@ export class SiteRun {
     try {
       return job.kind === "analytics"
         ? await completeAnalytics(job, this.#ctx, claimedAt)
+        : job.kind === "remove"
+        ? await removeSite(job, this.#ctx, claimedAt)
         : await provisionSite(job, this.#ctx, claimedAt);
     } finally {
       this.#inFlight.delete(job.claim_token);
@@ -165,7 +168,11 @@ export class SiteRun {
     this.#ctx.log("warn", "interrupted", { msg: reason, in_flight: running.length });
     await Promise.allSettled([
       this.#stop(`the edge runtime is shutting down (${reason})`),
-      ...running.map(({ job, claimedAt }) => releaseInterrupted(job, this.#ctx, claimedAt, reason)),
+      ...running.map(({ job, claimedAt }) =>
+        job.kind === "remove"
+          ? releaseInterruptedRemoval(job, this.#ctx, claimedAt, reason)
+          : releaseInterrupted(job, this.#ctx, claimedAt, reason)
+      ),
     ]);
   }
 }

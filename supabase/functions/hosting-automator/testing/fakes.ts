@@ -12,6 +12,8 @@ import type {
   HealthReport,
   HostingStore,
   Job,
+  RemovalAnswer,
+  RemovalFinish,
   SiteRow,
   StepEvent,
 } from "../adapters/store.ts";
@@ -107,6 +109,17 @@ export class FakeAnalytics implements Analytics {
     if (this.failWith) return Promise.reject(this.failWith);
     return Promise.resolve(this.sites.get(domain) ?? []);
   }
+  /** Matomo's ids that deleteSite knows; an id not in `sites` is "not_found". */
+  deleteSite(idSite: number): Promise<"deleted" | "not_found"> {
+    this.calls.push(`delete ${idSite}`);
+    if (this.failWith) return Promise.reject(this.failWith);
+    for (const [domain, ids] of this.sites) {
+      if (!ids.includes(idSite)) continue;
+      this.sites.set(domain, ids.filter((id) => id !== idSite));
+      return Promise.resolve("deleted");
+    }
+    return Promise.resolve("not_found");
+  }
   addSite(domain: string): Promise<number> {
     this.calls.push(`add ${domain}`);
     if (this.failWith) return Promise.reject(this.failWith);
@@ -159,6 +172,10 @@ export class FakeStore implements HostingStore {
   readonly claims: Array<{ siteId?: string; limit: number }> = [];
   readonly released: Array<{ tokens: string[]; reason: string }> = [];
   readonly health: HealthReport[] = [];
+  readonly removalFinishes: RemovalFinish[] = [];
+  readonly removalRequests: Array<{ siteId: string; deleteAnalytics: boolean }> = [];
+  /** What requestRemoval answers. */
+  removalAnswer: RemovalAnswer = { outcome: "requested", site: null };
   /** What reportHealth answers (the database decides the pause). */
   pausedUntil: Date | null = new Date("2026-11-26T12:01:00Z");
   stale = false;
@@ -191,6 +208,14 @@ export class FakeStore implements HostingStore {
   }
   peek() {
     return Promise.resolve(this.peekAnswer);
+  }
+  requestRemoval(siteId: string, deleteAnalytics: boolean) {
+    this.removalRequests.push({ siteId, deleteAnalytics });
+    return Promise.resolve(this.removalAnswer);
+  }
+  finishRemoval(finish: RemovalFinish) {
+    this.removalFinishes.push(finish);
+    return Promise.resolve({ applied: !this.stale });
   }
   /** "step:outcome:code" of every event, in order. */
   get trail(): string[] {
