@@ -190,6 +190,8 @@ async function registerAnalytics(
   journal: Journal,
   job: Job,
   warnings: Issue[],
+  /** The look-up, when it was started early (beside the SSH steps). */
+  lookup?: Promise<number[]>,
 ): Promise<AnalyticsOutcome> {
   if (job.matomo_site_id !== null) {
     await journal.record(
@@ -212,7 +214,7 @@ async function registerAnalytics(
   }
   const started = performance.now();
   try {
-    const found = await ctx.analytics.findSiteIds(job.domain);
+    const found = await (lookup ?? ctx.analytics.findSiteIds(job.domain));
     let id = found[0];
     let code = "MATOMO_FOUND";
     let outcome: "ok" | "warning" = "ok";
@@ -346,6 +348,19 @@ async function finish(
   return applied;
 }
 
+/**
+ * Matomo's look-up is read-only and needs nothing from CloudPanel, so it runs beside the SSH steps
+ * (its answer waits for the analytics step); only the creation waits for the site. Not for a site
+ * that has its id, an invalid domain, or while Matomo is paused.
+ */
+function earlyLookup(ctx: JobContext, job: Job): Promise<number[]> | undefined {
+  if (job.matomo_site_id !== null || ctx.analytics.pausedUntil() !== null) return undefined;
+  if (!validateDomain(job.domain).ok) return undefined;
+  const lookup = ctx.analytics.findSiteIds(job.domain);
+  lookup.catch(() => {}); // its failure is read when the analytics step awaits it
+  return lookup;
+}
+
 /** Provisions one claimed site from start to finish. Never throws for the site's own failures. */
 export async function provisionSite(
   job: Job,
@@ -356,13 +371,14 @@ export async function provisionSite(
   const warnings: Issue[] = [];
   const reached: Step[] = [];
   let placed: Placed | undefined;
+  const lookup = earlyLookup(ctx, job);
   try {
     reached.push("site");
     placed = await placeSite(ctx, journal, job, warnings);
     reached.push("certificate");
     await issueCertificate(ctx, journal, job, placed);
     reached.push("analytics");
-    const matomo = await registerAnalytics(ctx, journal, job, warnings);
+    const matomo = await registerAnalytics(ctx, journal, job, warnings, lookup);
     const applied = await finish(ctx, job, claimedAt, {
       status: "active",
       siteUser: placed.siteUser,

@@ -889,3 +889,33 @@ Deno.test("an interrupted analytics-only job stays active and is due again at on
   assert.equal(store.finishes[0].eventCode, "INTERRUPTED");
   assert.deepEqual(store.finishes[0].nextAttemptAt, at(0));
 });
+
+Deno.test("Matomo's look-up runs beside the SSH steps; only the creation waits for the site", async () => {
+  const analytics = new FakeAnalytics();
+  const seenWhenAdding: string[][] = [];
+  const shell = freshServer();
+  const add = shell.script["site:add:static"]!;
+  shell.script["site:add:static"] = (command) => {
+    seenWhenAdding.push([...analytics.calls]);
+    return typeof add === "function" ? add(command) : add as ReturnType<typeof ok>;
+  };
+  const result = await provisionSite(job(), context({ shell, analytics }), T0);
+  assert.equal(result.status, "active");
+  assert.deepEqual(seenWhenAdding, [["find example.com"]], "looked up before the site existed");
+  assert.deepEqual(analytics.calls, ["find example.com", "add example.com"]);
+});
+
+Deno.test("no early look-up for a site that has its Matomo id, an invalid domain, or a paused Matomo", async () => {
+  for (
+    const [label, theJob, paused] of [
+      ["registered", job({ matomo_site_id: 7 }), null],
+      ["invalid", job({ domain: "bad domain.com" }), null],
+      ["paused", job(), at(3_600_000)],
+    ] as const
+  ) {
+    const analytics = new FakeAnalytics();
+    analytics.paused = paused;
+    await provisionSite(theJob, context({ analytics }), T0);
+    assert.deepEqual(analytics.calls, [], label);
+  }
+});
