@@ -83,13 +83,8 @@ export function createApp(
       });
       const store = createSupabaseStore(
         database,
-        {
-          maxConcurrent: settings.run.maxConcurrent,
-          leaseSeconds: settings.run.leaseSeconds,
-          maxAttempts: settings.run.maxAttempts,
-          analyticsLeaseSeconds: settings.run.analyticsLeaseSeconds,
-        },
-        settings.run.databaseTimeoutMs,
+        settings.claim,
+        settings.databaseTimeoutMs,
         targetsOf(settings),
       );
       analytics ??= createMatomoClient(settings.matomo);
@@ -104,27 +99,12 @@ export function createApp(
         now: () => new Date(),
         newPassword: () => generatePassword(),
         sshUser: settings.ssh.user,
-        retry: {
-          maxAttempts: settings.run.maxAttempts,
-          baseDelayMs: settings.run.retryBaseMs,
-          maxDelayMs: settings.run.retryMaxMs,
-        },
-        analyticsRetry: {
-          baseDelayMs: settings.run.analyticsRetryMs,
-          maxDelayMs: settings.run.analyticsRetryMaxMs,
-          maxAttempts: settings.run.analyticsMaxAttempts,
-        },
-        serverRetry: {
-          baseMs: settings.run.serverRetryBaseMs,
-          maxMs: settings.run.serverRetryMaxMs,
-        },
+        retry: settings.retry,
+        analyticsRetry: settings.analyticsRetry,
+        serverRetry: settings.serverRetry,
         targets: targetsOf(settings),
-        timeouts: {
-          siteMs: settings.run.siteCommandTimeoutMs,
-          certificateMs: settings.run.certificateTimeoutMs,
-          checkMs: settings.run.checkTimeoutMs,
-        },
-      }, { maxConcurrent: settings.run.maxConcurrent, timeBudgetMs: settings.run.timeBudgetMs });
+        timeouts: settings.timeouts,
+      }, settings.lanes);
       return { run, store };
     },
   });

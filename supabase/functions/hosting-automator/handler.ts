@@ -85,7 +85,7 @@ export function createHandler(runtime: Runtime): Handler {
   const running = new Set<SiteRun>();
 
   async function dryRun(settings: Settings, store: HostingStore, work: Work): Promise<Response> {
-    const peek = await store.peek(work.siteId, settings.run.maxConcurrent);
+    const peek = await store.peek(work.siteId, settings.lanes.maxConcurrent);
     // A named site always gets its plan, whatever its state, with the reason a real call would
     // not take it now; without a site, the plans of what is due.
     const sites = work.siteId ? (peek.site ? [peek.site] : []) : peek.due;

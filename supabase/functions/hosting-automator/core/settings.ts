@@ -3,45 +3,15 @@
 
 import { z } from "zod";
 
-export interface Settings {
-  supabaseUrl: string;
+/** The settings in the shapes their consumers take: each group is handed over as it is. */
+export type Settings = ReturnType<typeof groups> & {
   /** The key supabase-js uses: a secret key when the project has one, else the service-role key. */
   databaseKey: string;
   /** Every key a caller may present: the service-role key and each secret key. */
   callerKeys: string[];
   /** The dedicated token the trigger and the sweeper send (Vault): it may only start due work. */
   dispatchToken?: string;
-  ssh: {
-    host: string;
-    port: number;
-    user: string;
-    privateKey: string;
-    passphrase?: string;
-    hostKeyFingerprint: string;
-    connectTimeoutMs: number;
-    maxChannels: number;
-  };
-  matomo: { url: string; token: string; timeoutMs: number };
-  run: {
-    maxConcurrent: number;
-    maxAttempts: number;
-    leaseSeconds: number;
-    analyticsLeaseSeconds: number;
-    timeBudgetMs: number;
-    wallClockMs: number;
-    retryBaseMs: number;
-    retryMaxMs: number;
-    serverRetryBaseMs: number;
-    serverRetryMaxMs: number;
-    analyticsRetryMs: number;
-    analyticsRetryMaxMs: number;
-    analyticsMaxAttempts: number;
-    siteCommandTimeoutMs: number;
-    certificateTimeoutMs: number;
-    checkTimeoutMs: number;
-    databaseTimeoutMs: number;
-  };
-}
+};
 
 export type LoadedSettings =
   | { ok: true; settings: Settings }
@@ -78,9 +48,6 @@ export const TUNING = {
 
 type Env = Record<string, string | undefined>;
 
-const present = (value: string | undefined): value is string =>
-  value !== undefined && value.trim() !== "";
-
 /** `\n` escapes (one-line secrets) become real line breaks; CRLF becomes LF. */
 export function decodeMultiline(value: string): string {
   return value.replaceAll("\\n", "\n").replaceAll("\r\n", "\n").trim() + "\n";
@@ -96,147 +63,196 @@ const httpUrl = z.string().trim().refine((text) => {
   }
 }, "must be an http(s) URL without credentials, query or fragment");
 
-const FIELDS = {
-  SUPABASE_URL: httpUrl,
-  SSH_HOST: z.string().trim().regex(
-    /^[A-Za-z0-9.:\-\[\]]+$/,
-    "must be a host name or an IP address",
-  ),
-  SSH_PORT: z.coerce.number().int().min(1).max(65_535).default(22),
-  SSH_USER: z.string().trim().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Linux user name")
-    .default("root"),
-  SSH_PRIVATE_KEY: z.string().transform(decodeMultiline).refine(
-    (key) =>
-      /^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z0-9 ]*PRIVATE KEY-----\n$/
-        .test(key),
-    "must be an OpenSSH or PEM private key (BEGIN/END lines; \\n escapes accepted)",
-  ),
-  SSH_PRIVATE_KEY_PASSPHRASE: z.string().optional(),
-  SSH_HOST_KEY_FINGERPRINT: z.string().trim().regex(
-    /^SHA256:[A-Za-z0-9+/]{43}$/,
-    "must be SHA256:… as ssh-keygen -lf prints it",
-  ),
-  MATOMO_URL: httpUrl.transform((text) => text.replace(/\/+$/, "")),
-  MATOMO_TOKEN_AUTH: z.string().trim().min(8, "must be a Matomo token_auth"),
-  HOSTING_DISPATCH_TOKEN: z.string().trim().min(32, "must be at least 32 characters").optional(),
+/** A blank value is an absent one: secrets managers often store empty strings. */
+const blankIsAbsent = (value: unknown) =>
+  typeof value === "string" && value.trim() === "" ? undefined : value;
+
+/** A required setting: absent or blank is "missing"; otherwise `schema` decides. */
+const required = <T extends z.ZodType<unknown, string>>(schema: T) =>
+  z.preprocess(blankIsAbsent, z.string({ error: "missing" }).pipe(schema));
+
+/** An optional setting: absent or blank is undefined. */
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess(blankIsAbsent, schema.optional());
+
+/** A tuning knob: a whole number within its range, or its default (TUNING). */
+const knob = (name: keyof typeof TUNING) => {
+  const [fallback, min, max] = TUNING[name];
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z.preprocess(
+    blankIsAbsent,
+    z.string().trim().regex(/^\d+$/, message).transform(Number)
+      .pipe(z.number().int().min(min, message).max(max, message)).optional(),
+  ).transform((value) => value ?? fallback);
 };
 
-/** Reads and checks every setting. Never throws; never echoes a value. */
-export function loadSettings(env: Env): LoadedSettings {
-  const problems: SettingProblem[] = [];
-  const callerKeys: string[] = [];
+const ENVIRONMENT = z.object({
+  SUPABASE_URL: required(httpUrl),
+  SSH_HOST: required(
+    z.string().trim().regex(
+      /^[A-Za-z0-9.:\-\[\]]+$/,
+      "must be a host name or an IP address",
+    ),
+  ),
+  SSH_PORT: optional(z.coerce.number().int().min(1).max(65_535)).transform((v) => v ?? 22),
+  SSH_USER: optional(
+    z.string().trim().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Linux user name"),
+  ).transform((v) => v ?? "root"),
+  SSH_PRIVATE_KEY: required(
+    z.string().transform(decodeMultiline).refine(
+      (key) =>
+        /^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z0-9 ]*PRIVATE KEY-----\n$/
+          .test(key),
+      "must be an OpenSSH or PEM private key (BEGIN/END lines; \\n escapes accepted)",
+    ),
+  ),
+  SSH_PRIVATE_KEY_PASSPHRASE: optional(z.string()),
+  SSH_HOST_KEY_FINGERPRINT: required(
+    z.string().trim().regex(
+      /^SHA256:[A-Za-z0-9+/]{43}$/,
+      "must be SHA256:… as ssh-keygen -lf prints it",
+    ),
+  ),
+  MATOMO_URL: required(httpUrl.transform((text) => text.replace(/\/+$/, ""))),
+  MATOMO_TOKEN_AUTH: required(z.string().trim().min(8, "must be a Matomo token_auth")),
+  HOSTING_DISPATCH_TOKEN: optional(
+    z.string().trim().min(32, "must be at least 32 characters"),
+  ),
+  ...Object.fromEntries(
+    Object.keys(TUNING).map((name) => [name, knob(name as keyof typeof TUNING)]),
+  ) as { [K in keyof typeof TUNING]: ReturnType<typeof knob> },
+});
 
-  const serviceRoleKey = env.SUPABASE_SERVICE_ROLE_KEY?.trim();
-  let secretKeys: string[] = [];
-  let defaultSecretKey: string | undefined;
-  if (present(env.SUPABASE_SECRET_KEYS)) {
+type Tuning = Record<keyof typeof TUNING, number>;
+
+/** The checked environment as the groups the code hands to its parts, each as it is. */
+function groups(env: z.infer<typeof ENVIRONMENT>) {
+  const ms = (seconds: number) => seconds * 1000;
+  return {
+    supabaseUrl: env.SUPABASE_URL,
+    ssh: {
+      host: env.SSH_HOST,
+      port: env.SSH_PORT,
+      user: env.SSH_USER,
+      privateKey: env.SSH_PRIVATE_KEY,
+      ...(env.SSH_PRIVATE_KEY_PASSPHRASE === undefined
+        ? {}
+        : { passphrase: env.SSH_PRIVATE_KEY_PASSPHRASE }),
+      hostKeyFingerprint: env.SSH_HOST_KEY_FINGERPRINT,
+      connectTimeoutMs: ms(env.SSH_CONNECT_TIMEOUT_SECONDS),
+      maxChannels: env.SSH_MAX_CHANNELS,
+    },
+    matomo: {
+      url: env.MATOMO_URL,
+      token: env.MATOMO_TOKEN_AUTH,
+      timeoutMs: ms(env.MATOMO_TIMEOUT_SECONDS),
+    },
+    /** For the claim (adapters/store.ts ClaimLimits). */
+    claim: {
+      maxConcurrent: env.HOSTING_MAX_CONCURRENT,
+      leaseSeconds: env.HOSTING_LEASE_SECONDS,
+      maxAttempts: env.HOSTING_MAX_ATTEMPTS,
+      analyticsLeaseSeconds: analyticsLeaseSeconds(env),
+    },
+    databaseTimeoutMs: ms(env.HOSTING_DATABASE_TIMEOUT_SECONDS),
+    /** For the lanes of one invocation (run/site_run.ts RunOptions). */
+    lanes: {
+      maxConcurrent: env.HOSTING_MAX_CONCURRENT,
+      timeBudgetMs: ms(env.HOSTING_TIME_BUDGET_SECONDS),
+    },
+    wallClockMs: ms(env.HOSTING_WALL_CLOCK_SECONDS),
+    /** A site's own failures (core/decisions.ts RetryPolicy). */
+    retry: {
+      maxAttempts: env.HOSTING_MAX_ATTEMPTS,
+      baseDelayMs: ms(env.HOSTING_RETRY_BASE_SECONDS),
+      maxDelayMs: ms(env.HOSTING_RETRY_MAX_SECONDS),
+    },
+    /** Failed Matomo registrations of an active site (core/decisions.ts AnalyticsPolicy). */
+    analyticsRetry: {
+      baseDelayMs: ms(env.HOSTING_ANALYTICS_RETRY_SECONDS),
+      maxDelayMs: ms(env.HOSTING_ANALYTICS_RETRY_MAX_SECONDS),
+      maxAttempts: env.HOSTING_ANALYTICS_MAX_ATTEMPTS,
+    },
+    /** The pause of a failing server. */
+    serverRetry: {
+      baseMs: ms(env.HOSTING_SERVER_RETRY_BASE_SECONDS),
+      maxMs: ms(env.HOSTING_SERVER_RETRY_MAX_SECONDS),
+    },
+    /** Command deadlines (run/provision.ts). */
+    timeouts: {
+      siteMs: ms(env.HOSTING_SITE_TIMEOUT_SECONDS),
+      certificateMs: ms(env.HOSTING_CERTIFICATE_TIMEOUT_SECONDS),
+      checkMs: ms(env.HOSTING_CHECK_TIMEOUT_SECONDS),
+    },
+  };
+}
+
+const SECRET_KEYS = optional(
+  z.string().transform((text, check) => {
     try {
-      const parsed = JSON.parse(env.SUPABASE_SECRET_KEYS);
-      if (
-        typeof parsed !== "object" || parsed === null || Array.isArray(parsed) ||
-        !Object.values(parsed).every((v) => typeof v === "string" && v.length > 0)
-      ) throw new Error("shape");
-      secretKeys = Object.values(parsed as Record<string, string>);
-      defaultSecretKey = (parsed as Record<string, string>).default ?? secretKeys[0];
+      const keys = z.record(z.string(), z.string().min(1)).parse(JSON.parse(text));
+      return keys;
     } catch {
-      problems.push({
-        setting: "SUPABASE_SECRET_KEYS",
-        message: "must be a JSON object of named keys",
-      });
+      check.addIssue({ code: "custom", message: "must be a JSON object of named keys" });
+      return z.NEVER;
     }
-  }
-  if (present(serviceRoleKey)) callerKeys.push(serviceRoleKey);
-  callerKeys.push(...secretKeys);
-  if (callerKeys.length === 0) {
+  }),
+);
+const SERVICE_ROLE_KEY = optional(z.string().trim());
+
+/** Who may call, read apart from the rest: a caller is checked even when other settings are bad. */
+function callers(env: Env) {
+  const problems: SettingProblem[] = [];
+  const issue = (setting: string, error: z.ZodError) =>
+    problems.push({ setting, message: error.issues[0]?.message ?? "invalid" });
+  const secret = SECRET_KEYS.safeParse(env.SUPABASE_SECRET_KEYS);
+  if (!secret.success) issue("SUPABASE_SECRET_KEYS", secret.error);
+  const serviceRole = SERVICE_ROLE_KEY.safeParse(env.SUPABASE_SERVICE_ROLE_KEY);
+  // Reported with the other settings; read here so callers are known even when others are bad.
+  const dispatch = ENVIRONMENT.shape.HOSTING_DISPATCH_TOKEN.safeParse(env.HOSTING_DISPATCH_TOKEN);
+  const secretKeys = secret.success ? secret.data ?? {} : {};
+  const serviceRoleKey = serviceRole.success ? serviceRole.data : undefined;
+  const callerKeys = [...(serviceRoleKey ? [serviceRoleKey] : []), ...Object.values(secretKeys)];
+  if (callerKeys.length === 0 && secret.success) {
     problems.push({
       setting: "SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS",
       message: "missing",
     });
   }
-
-  const values: Record<string, unknown> = {};
-  for (const [name, schema] of Object.entries(FIELDS)) {
-    const raw = env[name];
-    const optional = schema.safeParse(undefined).success;
-    if (!present(raw)) {
-      if (optional) values[name] = schema.parse(undefined);
-      else problems.push({ setting: name, message: "missing" });
-      continue;
-    }
-    const result = schema.safeParse(raw);
-    if (result.success) values[name] = result.data;
-    else {
-      problems.push({ setting: name, message: result.error.issues[0]?.message ?? "invalid" });
-    }
-  }
-
-  const tuning = {} as Tuning;
-  for (const [name, [fallback, min, max]] of Object.entries(TUNING)) {
-    const raw = env[name];
-    if (!present(raw)) {
-      tuning[name as keyof Tuning] = fallback;
-      continue;
-    }
-    const n = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push({ setting: name, message: `must be a whole number from ${min} to ${max}` });
-    } else tuning[name as keyof Tuning] = n;
-  }
-  if (problems.length === 0) problems.push(...timingProblems(tuning));
-
-  const dispatchToken = values.HOSTING_DISPATCH_TOKEN as string | undefined;
-  if (problems.length > 0) return { ok: false, problems, callerKeys, dispatchToken };
-
-  const seconds = (name: keyof typeof TUNING) => tuning[name] * 1000;
-
   return {
-    ok: true,
-    settings: {
-      supabaseUrl: values.SUPABASE_URL as string,
-      databaseKey: defaultSecretKey ?? serviceRoleKey!,
-      callerKeys,
-      dispatchToken,
-      ssh: {
-        host: values.SSH_HOST as string,
-        port: values.SSH_PORT as number,
-        user: values.SSH_USER as string,
-        privateKey: values.SSH_PRIVATE_KEY as string,
-        passphrase: present(values.SSH_PRIVATE_KEY_PASSPHRASE as string | undefined)
-          ? values.SSH_PRIVATE_KEY_PASSPHRASE as string
-          : undefined,
-        hostKeyFingerprint: values.SSH_HOST_KEY_FINGERPRINT as string,
-        connectTimeoutMs: seconds("SSH_CONNECT_TIMEOUT_SECONDS"),
-        maxChannels: tuning.SSH_MAX_CHANNELS,
-      },
-      matomo: {
-        url: values.MATOMO_URL as string,
-        token: values.MATOMO_TOKEN_AUTH as string,
-        timeoutMs: seconds("MATOMO_TIMEOUT_SECONDS"),
-      },
-      run: {
-        maxConcurrent: tuning.HOSTING_MAX_CONCURRENT,
-        maxAttempts: tuning.HOSTING_MAX_ATTEMPTS,
-        leaseSeconds: tuning.HOSTING_LEASE_SECONDS,
-        analyticsLeaseSeconds: analyticsLeaseSeconds(tuning),
-        timeBudgetMs: seconds("HOSTING_TIME_BUDGET_SECONDS"),
-        wallClockMs: seconds("HOSTING_WALL_CLOCK_SECONDS"),
-        retryBaseMs: seconds("HOSTING_RETRY_BASE_SECONDS"),
-        retryMaxMs: seconds("HOSTING_RETRY_MAX_SECONDS"),
-        serverRetryBaseMs: seconds("HOSTING_SERVER_RETRY_BASE_SECONDS"),
-        serverRetryMaxMs: seconds("HOSTING_SERVER_RETRY_MAX_SECONDS"),
-        analyticsRetryMs: seconds("HOSTING_ANALYTICS_RETRY_SECONDS"),
-        analyticsRetryMaxMs: seconds("HOSTING_ANALYTICS_RETRY_MAX_SECONDS"),
-        analyticsMaxAttempts: tuning.HOSTING_ANALYTICS_MAX_ATTEMPTS,
-        siteCommandTimeoutMs: seconds("HOSTING_SITE_TIMEOUT_SECONDS"),
-        certificateTimeoutMs: seconds("HOSTING_CERTIFICATE_TIMEOUT_SECONDS"),
-        checkTimeoutMs: seconds("HOSTING_CHECK_TIMEOUT_SECONDS"),
-        databaseTimeoutMs: seconds("HOSTING_DATABASE_TIMEOUT_SECONDS"),
-      },
-    },
+    problems,
+    callerKeys,
+    databaseKey: secretKeys.default ?? Object.values(secretKeys)[0] ?? serviceRoleKey,
+    dispatchToken: dispatch.success ? dispatch.data : undefined,
   };
 }
 
-type Tuning = Record<keyof typeof TUNING, number>;
+/** Reads and checks every setting. Never throws; never echoes a value. */
+export function loadSettings(env: Env): LoadedSettings {
+  const who = callers(env);
+  const parsed = ENVIRONMENT.safeParse(env);
+  // The whole is checked only once every setting is valid on its own.
+  const problems = [
+    ...who.problems,
+    ...(parsed.success
+      ? (who.problems.length === 0 ? timingProblems(parsed.data) : [])
+      : parsed.error.issues.map((issue) => ({
+        setting: String(issue.path[0] ?? "settings"),
+        message: issue.message,
+      }))),
+  ];
+  if (!parsed.success || problems.length > 0 || who.databaseKey === undefined) {
+    return { ok: false, problems, callerKeys: who.callerKeys, dispatchToken: who.dispatchToken };
+  }
+  return {
+    ok: true,
+    settings: {
+      ...groups(parsed.data),
+      databaseKey: who.databaseKey,
+      callerKeys: who.callerKeys,
+      dispatchToken: who.dispatchToken,
+    },
+  };
+}
 
 /**
  * The deadlines of one site, in seconds, as the run meets them on its longest path: connect, the

@@ -56,7 +56,6 @@ Deno.test("a complete environment gives every setting, with the documented defau
       port: 22,
       user: "root",
       privateKey: PRIVATE_KEY,
-      passphrase: undefined,
       hostKeyFingerprint: FINGERPRINT,
       connectTimeoutMs: 8_000,
       maxChannels: 4,
@@ -66,25 +65,19 @@ Deno.test("a complete environment gives every setting, with the documented defau
       token: "0123456789abcdef0123456789abcdef",
       timeoutMs: 6_000,
     },
-    run: {
+    claim: {
       maxConcurrent: 3,
-      maxAttempts: 8,
       leaseSeconds: 75,
+      maxAttempts: 8,
       analyticsLeaseSeconds: 34, // two Matomo calls of 6 s, three database writes of 4 s, 10 s
-      timeBudgetMs: 15_000,
-      wallClockMs: 150_000,
-      retryBaseMs: 60_000,
-      retryMaxMs: 3_600_000,
-      serverRetryBaseMs: 60_000,
-      serverRetryMaxMs: 900_000,
-      analyticsRetryMs: 60_000,
-      analyticsRetryMaxMs: 3_600_000,
-      analyticsMaxAttempts: 10,
-      siteCommandTimeoutMs: 25_000,
-      certificateTimeoutMs: 40_000,
-      checkTimeoutMs: 8_000,
-      databaseTimeoutMs: 4_000,
     },
+    databaseTimeoutMs: 4_000,
+    lanes: { maxConcurrent: 3, timeBudgetMs: 15_000 },
+    wallClockMs: 150_000,
+    retry: { maxAttempts: 8, baseDelayMs: 60_000, maxDelayMs: 3_600_000 },
+    analyticsRetry: { baseDelayMs: 60_000, maxDelayMs: 3_600_000, maxAttempts: 10 },
+    serverRetry: { baseMs: 60_000, maxMs: 900_000 },
+    timeouts: { siteMs: 25_000, certificateMs: 40_000, checkMs: 8_000 },
   });
 });
 
@@ -403,25 +396,33 @@ Deno.test("tuning values become the settings they drive, in milliseconds where n
     SSH_MAX_CHANNELS: "2",
     MATOMO_TIMEOUT_SECONDS: "60",
   }));
-  assert.deepEqual(settings.run, {
-    maxConcurrent: 5,
-    maxAttempts: 3,
-    leaseSeconds: 900,
-    analyticsLeaseSeconds: 154, // two Matomo calls of 60 s, three database writes of 8 s, 10 s
-    timeBudgetMs: 30_000,
-    wallClockMs: 400_000,
-    retryBaseMs: 2_000,
-    retryMaxMs: 20_000,
-    serverRetryBaseMs: 3_000,
-    serverRetryMaxMs: 30_000,
-    analyticsRetryMs: 45_000,
-    analyticsRetryMaxMs: 450_000,
-    analyticsMaxAttempts: 4,
-    siteCommandTimeoutMs: 61_000,
-    certificateTimeoutMs: 62_000,
-    checkTimeoutMs: 7_000,
-    databaseTimeoutMs: 8_000,
-  });
+  assert.deepEqual(
+    {
+      claim: settings.claim,
+      databaseTimeoutMs: settings.databaseTimeoutMs,
+      lanes: settings.lanes,
+      wallClockMs: settings.wallClockMs,
+      retry: settings.retry,
+      analyticsRetry: settings.analyticsRetry,
+      serverRetry: settings.serverRetry,
+      timeouts: settings.timeouts,
+    },
+    {
+      claim: {
+        maxConcurrent: 5,
+        leaseSeconds: 900,
+        maxAttempts: 3,
+        analyticsLeaseSeconds: 154, // two Matomo calls of 60 s, three database writes of 8 s, 10 s
+      },
+      databaseTimeoutMs: 8_000,
+      lanes: { maxConcurrent: 5, timeBudgetMs: 30_000 },
+      wallClockMs: 400_000,
+      retry: { maxAttempts: 3, baseDelayMs: 2_000, maxDelayMs: 20_000 },
+      analyticsRetry: { baseDelayMs: 45_000, maxDelayMs: 450_000, maxAttempts: 4 },
+      serverRetry: { baseMs: 3_000, maxMs: 30_000 },
+      timeouts: { siteMs: 61_000, certificateMs: 62_000, checkMs: 7_000 },
+    },
+  );
   assert.equal(settings.ssh.connectTimeoutMs, 9_000);
   assert.equal(settings.ssh.maxChannels, 2);
   assert.equal(settings.matomo.timeoutMs, 60_000);
