@@ -1,16 +1,10 @@
 // Dry runs: the commands and Matomo calls a real run would make for a site, secrets shown as ***.
 // Built from the same command and request builders the real run uses.
 
-import {
-  addStaticSite,
-  deleteSite,
-  docRootCheck,
-  docRootFor,
-  installCertificate,
-  serverState,
-} from "./cloudpanel.ts";
+import { deleteSite, docRootFor } from "./cloudpanel.ts";
 import { validateDomain } from "./domain.ts";
-import { addSiteRequest, deleteSiteRequest, describeRequest, lookupRequest } from "./matomo.ts";
+import { deleteSiteRequest, describeRequest } from "./matomo.ts";
+import { PROVISION_STEPS, provisionActions } from "./steps.ts";
 import { siteUserCandidates } from "./site_user.ts";
 
 export interface PlannedSite {
@@ -62,29 +56,34 @@ export function planSite(
     plan.error = { code: domain.error.code, message: domain.error.message };
     return plan;
   }
-  if (work === "provision") {
-    // The same builders and candidate names the run uses (run/provision.ts).
-    const candidates = siteUserCandidates(site.domain, CANDIDATES);
-    plan.site_user = candidates[0];
-    plan.doc_root = docRootFor(plan.site_user, site.domain);
-    plan.commands = [
-      `${serverState(site.domain, candidates, sshUser).shown}   # always: what the server has`,
-      `${addStaticSite(site.domain, plan.site_user, "***", sshUser).shown}` +
-      "   # only if it has no site for the domain (under the first free candidate user)",
-      `${docRootCheck(plan.doc_root, sshUser).shown}   # only if the site already exists (adopted)`,
-      `${installCertificate(site.domain, sshUser).shown}` +
-      "   # unless a Let's Encrypt certificate valid for 30 more days is served",
-    ];
+  // The same step list, builders and candidate names the run uses (core/steps.ts).
+  const candidates = siteUserCandidates(site.domain, CANDIDATES);
+  const actions = provisionActions(site.domain, candidates, sshUser);
+  const ssh = {
+    read: () => actions.ssh.read(),
+    add: () => actions.ssh.add(candidates[0], "***"),
+    check: () => actions.ssh.check(docRootFor(candidates[0], site.domain)),
+    certificate: () => actions.ssh.certificate(),
+  };
+  for (const step of PROVISION_STEPS) {
+    if (work === "provision") {
+      for (const { action, when } of step.ssh) {
+        plan.commands.push(`${ssh[action]().shown}   # ${when}`);
+      }
+    }
+    if (site.matomo_site_id === null) {
+      for (const { action, when } of step.matomo) {
+        // The token is never used here: the description masks it anyway.
+        plan.matomo_calls.push({
+          ...describeRequest(actions.matomo[action](matomoUrl, "***")),
+          when,
+        });
+      }
+    }
   }
-  if (site.matomo_site_id === null) {
-    // The token is never used here: the description masks it anyway.
-    plan.matomo_calls = [
-      { ...describeRequest(lookupRequest(matomoUrl, "***", site.domain)), when: "always" },
-      {
-        ...describeRequest(addSiteRequest(matomoUrl, "***", site.domain)),
-        when: "only if the lookup finds no site",
-      },
-    ];
+  if (work === "provision") {
+    plan.site_user = candidates[0];
+    plan.doc_root = docRootFor(candidates[0], site.domain);
   }
   return plan;
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { addStaticSite, docRootCheck, installCertificate, serverState } from "./cloudpanel.ts";
 import { addSiteRequest, describeRequest, lookupRequest } from "./matomo.ts";
 import { CANDIDATES, planRemoval, planSite } from "./plan.ts";
+import { PROVISION_STEPS } from "./steps.ts";
 import { deriveSiteUser, siteUserCandidates } from "./site_user.ts";
 
 const ID = "3f0c1a2b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
@@ -84,10 +85,13 @@ Deno.test("a plan lists the Matomo lookup and the conditional addSite, token mas
   );
   const token = "0123456789abcdef0123456789abcdef";
   assert.deepEqual(plan.matomo_calls, [
-    { ...describeRequest(lookupRequest(MATOMO, token, "example.com")), when: "always" },
+    {
+      ...describeRequest(lookupRequest(MATOMO, token, "example.com")),
+      when: "unless the site has its id; beside the SSH steps",
+    },
     {
       ...describeRequest(addSiteRequest(MATOMO, token, "example.com")),
-      when: "only if the lookup finds no site",
+      when: "only if the look-up finds no site",
     },
   ]);
   assert.equal(plan.matomo_calls[0].body, "token_auth=***&url=https://example.com");
@@ -166,5 +170,19 @@ Deno.test("a removal plan is site:delete --force, and deleteSite only when asked
   assert.equal(
     planRemoval({ ...site, domain: "no spaces.com" }, true, "root", MATOMO).error?.code,
     "INVALID_DOMAIN",
+  );
+});
+
+Deno.test("the plan lists exactly the step list's actions, in its order", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "example.com", due: "provision", matomo_site_id: null },
+    "root",
+    MATOMO,
+  );
+  const whens = PROVISION_STEPS.flatMap((step) => step.ssh.map((a) => a.when));
+  assert.deepEqual(plan.commands.map((line) => line.split("   # ")[1]), whens);
+  assert.deepEqual(
+    plan.matomo_calls.map((call) => call.when),
+    PROVISION_STEPS.flatMap((step) => step.matomo.map((a) => a.when)),
   );
 });

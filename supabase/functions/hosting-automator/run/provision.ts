@@ -3,15 +3,11 @@
 // Every failure becomes data in the site's result and the row's next state.
 
 import {
-  addStaticSite,
   classify,
-  docRootCheck,
   type ExecResult,
-  installCertificate,
   parseServerState,
   type RemoteCommand,
   type ServerState,
-  serverState,
 } from "../core/cloudpanel.ts";
 import {
   afterFailure,
@@ -20,9 +16,10 @@ import {
   type RetryPolicy,
 } from "../core/decisions.ts";
 import { validateDomain } from "../core/domain.ts";
-import { HostingError, type Issue, type Step, toHostingError } from "../core/errors.ts";
+import { HostingError, type Issue, toHostingError } from "../core/errors.ts";
 import { decidePlacement } from "../core/placement.ts";
 import { CANDIDATES } from "../core/plan.ts";
+import { provisionActions, type ProvisionStep, stepsAfter } from "../core/steps.ts";
 import type { Redactor } from "../core/redact.ts";
 import { siteUserCandidates } from "../core/site_user.ts";
 import { type Analytics, AUTH_PAUSE_MS } from "../adapters/matomo.ts";
@@ -78,7 +75,11 @@ export async function exec(ctx: JobContext, command: RemoteCommand, timeoutMs: n
 
 async function readServer(ctx: JobContext, job: Job, candidates: string[]): Promise<ServerState> {
   const state = parseServerState(
-    await exec(ctx, serverState(job.domain, candidates, ctx.sshUser), ctx.timeouts.checkMs),
+    await exec(
+      ctx,
+      provisionActions(job.domain, candidates, ctx.sshUser).ssh.read(),
+      ctx.timeouts.checkMs,
+    ),
   );
   if (state instanceof HostingError) throw state;
   return state;
@@ -95,6 +96,7 @@ async function placeSite(
     const domain = validateDomain(job.domain);
     if (!domain.ok) throw domain.error;
     const candidates = siteUserCandidates(job.domain, CANDIDATES);
+    const actions = provisionActions(job.domain, candidates, ctx.sshUser);
     const decide = async () =>
       decidePlacement({
         domain: job.domain,
@@ -113,7 +115,7 @@ async function placeSite(
         "site:add:static",
         await exec(
           ctx,
-          addStaticSite(job.domain, siteUser, password, ctx.sshUser),
+          actions.ssh.add(siteUser, password),
           ctx.timeouts.siteMs,
         ),
       );
@@ -143,7 +145,7 @@ async function placeSite(
     // An existing site: its document root must really be there.
     const check = classify(
       "doc-root-check",
-      await exec(ctx, docRootCheck(placement.docRoot, ctx.sshUser), ctx.timeouts.checkMs),
+      await exec(ctx, actions.ssh.check(placement.docRoot), ctx.timeouts.checkMs),
     );
     if (check.kind === "failed") throw check.error;
     const adopted = {
@@ -171,7 +173,11 @@ async function issueCertificate(ctx: JobContext, journal: Journal, job: Job, pla
   await journal.timed("certificate", async () => {
     const result = classify(
       "lets-encrypt:install:certificate",
-      await exec(ctx, installCertificate(job.domain, ctx.sshUser), ctx.timeouts.certificateMs),
+      await exec(
+        ctx,
+        provisionActions(job.domain, [], ctx.sshUser).ssh.certificate(),
+        ctx.timeouts.certificateMs,
+      ),
     );
     if (result.kind === "failed") throw result.error;
     return { value: undefined, outcome: "ok", code: "CERTIFICATE_INSTALLED" };
@@ -369,15 +375,15 @@ export async function provisionSite(
 ): Promise<SiteResult> {
   const journal = createJournal(ctx, job);
   const warnings: Issue[] = [];
-  const reached: Step[] = [];
+  // The step running now: when it fails, the steps after it (core/steps.ts) are recorded skipped.
+  let current: ProvisionStep = "site";
   let placed: Placed | undefined;
   const lookup = earlyLookup(ctx, job);
   try {
-    reached.push("site");
     placed = await placeSite(ctx, journal, job, warnings);
-    reached.push("certificate");
+    current = "certificate";
     await issueCertificate(ctx, journal, job, placed);
-    reached.push("analytics");
+    current = "analytics";
     const matomo = await registerAnalytics(ctx, journal, job, warnings, lookup);
     const applied = await finish(ctx, job, claimedAt, {
       status: "active",
@@ -397,10 +403,8 @@ export async function provisionSite(
     });
   } catch (thrown) {
     const error = toHostingError(thrown);
-    for (const later of ["certificate", "analytics"] as const) {
-      if (!reached.includes(later)) {
-        await journal.record(later, "skipped", error.code, "not run: an earlier step failed");
-      }
+    for (const later of stepsAfter(current)) {
+      await journal.record(later, "skipped", error.code, "not run: an earlier step failed");
     }
     return await fail(ctx, job, claimedAt, error, warnings, placed);
   }
