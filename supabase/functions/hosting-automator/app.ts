@@ -7,7 +7,7 @@ import { createClient } from "@supabase/supabase-js";
 import { createHandler, type Handler } from "./handler.ts";
 import { type Analytics, createMatomoClient } from "./adapters/matomo.ts";
 import { createSshConnections, privateKeyProblem } from "./adapters/ssh.ts";
-import { createSupabaseStore, type Targets } from "./adapters/store.ts";
+import { createSupabaseStore, type HostingStore, type Targets } from "./adapters/store.ts";
 import { createRedactor } from "./core/redact.ts";
 import { type LoadedSettings, loadSettings, secretsOf, type Settings } from "./core/settings.ts";
 import { generatePassword } from "./core/site_user.ts";
@@ -66,7 +66,9 @@ export function createApp(
     loaded.ok ? secretsOf(loaded.settings) : [...loaded.callerKeys, loaded.dispatchToken],
   );
   const log = createLogger(redact, write);
-  // One Matomo client per instance: its pause after a refused token outlives a single request.
+  // Clients once per instance (settings do not change within one): the database client, and the
+  // Matomo client, whose pause after a refused token must outlive a single request.
+  let store: HostingStore | undefined;
   let analytics: Analytics | undefined;
   // One warm SSH connection per server for the whole instance, shared by its runs.
   const ssh = createSshConnections({ log });
@@ -78,11 +80,10 @@ export function createApp(
     now: () => new Date(),
     waitUntil,
     createRun(settings) {
-      const database = createClient(settings.supabaseUrl, settings.databaseKey, {
-        auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-      });
-      const store = createSupabaseStore(
-        database,
+      store ??= createSupabaseStore(
+        createClient(settings.supabaseUrl, settings.databaseKey, {
+          auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+        }),
         settings.claim,
         settings.databaseTimeoutMs,
         targetsOf(settings),

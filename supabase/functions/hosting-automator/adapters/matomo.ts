@@ -85,10 +85,10 @@ export function createMatomoClient(
     timeoutMs: number,
   ): Promise<T> {
     if (pausedUntil > now()) {
+      // Not a new failure: no request was made.
       throw new HostingError(
-        stopped?.code ?? "MATOMO_AUTH",
-        `not called: Matomo is paused until ${new Date(pausedUntil).toISOString()}` +
-          (stopped ? ` after: ${stopped.message}` : " (another instance saw it refuse the token)"),
+        "MATOMO_PAUSED",
+        `Matomo is not called until ${new Date(pausedUntil).toISOString()} (it refused the token)`,
         { step: "analytics" },
       );
     }

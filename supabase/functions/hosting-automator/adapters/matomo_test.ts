@@ -102,7 +102,8 @@ Deno.test("after a 401 the client makes no further call in the same run", async 
   );
   const client = createMatomoClient({ url: BASE, token: TOKEN, timeoutMs: 1000 }, fetchFn);
   assert.equal((await rejection(client.findSiteIds("a.example.com"))).code, "MATOMO_AUTH");
-  assert.equal((await rejection(client.addSite("b.example.com"))).code, "MATOMO_AUTH");
+  // Not a second failure: no request is made (MATOMO_PAUSED is not counted as one).
+  assert.equal((await rejection(client.addSite("b.example.com"))).code, "MATOMO_PAUSED");
   assert.equal(seen.length, 1);
 });
 
@@ -154,13 +155,16 @@ Deno.test("20 concurrent lookups with a wrong token send exactly one request; af
   const lookups = Array.from({ length: 20 }, (_, i) => client.findSiteIds(`s${i}.example.com`));
   const errors = await Promise.all(lookups.map(rejection));
   assert.equal(seen.length, 1);
-  assert.deepEqual(new Set(errors.map((e) => e.code)), new Set(["MATOMO_AUTH"]));
+  assert.deepEqual(errors.map((e) => e.code), [
+    "MATOMO_AUTH",
+    ...Array.from({ length: 19 }, () => "MATOMO_PAUSED"),
+  ], "the one that was sent failed; the 19 others were not sent");
   assert.equal(AUTH_PAUSE_MS, 3_600_000);
   assert.deepEqual(client.pausedUntil(), new Date("2026-11-26T13:00:00Z"));
-  assert.match(errors[19].message, /^not called: Matomo is paused until 2026-11-26T13:00:00\.000Z/);
+  assert.match(errors[19].message, /^Matomo is not called until 2026-11-26T13:00:00\.000Z/);
 
   time.advance(AUTH_PAUSE_MS - 1);
-  assert.equal((await rejection(client.addSite("late.example.com"))).code, "MATOMO_AUTH");
+  assert.equal((await rejection(client.addSite("late.example.com"))).code, "MATOMO_PAUSED");
   assert.equal(seen.length, 1, "still paused one millisecond before the hour");
 
   time.advance(1);
@@ -189,7 +193,7 @@ Deno.test("a blocked IP pauses calls for the hour too", async () => {
     rejection(client.findSiteIds("b.example.com")),
   ]);
   assert.equal(first.code, "MATOMO_BLOCKED");
-  assert.equal(second.code, "MATOMO_BLOCKED");
+  assert.equal(second.code, "MATOMO_PAUSED");
   assert.equal(seen.length, 1);
   assert.deepEqual(client.pausedUntil(), new Date(time.now() + AUTH_PAUSE_MS));
 });
@@ -237,11 +241,10 @@ Deno.test("a pause learnt from the database stops every call until it ends", asy
   client.pauseUntil(until);
   assert.deepEqual(client.pausedUntil(), until);
   const error = await rejection(client.findSiteIds("example.com"));
-  assert.equal(error.code, "MATOMO_AUTH");
+  assert.equal(error.code, "MATOMO_PAUSED");
   assert.equal(
     error.message,
-    "not called: Matomo is paused until 2026-11-26T12:30:00.000Z (another instance saw it " +
-      "refuse the token)",
+    "Matomo is not called until 2026-11-26T12:30:00.000Z (it refused the token)",
   );
   assert.equal(seen.length, 0);
 

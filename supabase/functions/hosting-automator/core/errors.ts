@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   // (docs/matomo.md#brute-force-lockout).
   MATOMO_AUTH: { retryable: true, minRetryMs: 3_600_000 },
   MATOMO_BLOCKED: { retryable: true, minRetryMs: 3_600_000 },
+  // Not a failure of its own: the call was not made because of one of the two above.
+  MATOMO_PAUSED: { retryable: true },
   MATOMO_HTTP: { retryable: true },
   MATOMO_API_ERROR: { retryable: true },
   MATOMO_BAD_RESPONSE: { retryable: true },

@@ -208,18 +208,9 @@ async function registerAnalytics(
     );
     return { id: job.matomo_site_id, retryAt: null, failed: false };
   }
-  const paused = ctx.analytics.pausedUntil();
-  if (paused !== null) {
-    const issue = {
-      code: "MATOMO_PAUSED",
-      message: `Matomo is not called until ${paused.toISOString()} (it refused the token)`,
-    };
-    warnings.push(issue);
-    await journal.record("analytics", "warning", issue.code, issue.message);
-    return { id: null, retryAt: paused, failed: false };
-  }
   const started = performance.now();
   try {
+    // An early look-up is awaited first: its failure (a refused token) is this step's to report.
     const found = await (lookup ?? ctx.analytics.findSiteIds(job.domain));
     let id = found[0];
     let code = "MATOMO_FOUND";
@@ -241,6 +232,13 @@ async function registerAnalytics(
     const error = toHostingError(thrown, "analytics");
     const message = ctx.redact(error.message);
     warnings.push({ code: error.code, message });
+    if (error.code === "MATOMO_PAUSED") {
+      // No call was made: not counted as a failure; the registration waits for the pause.
+      await journal.record("analytics", "warning", error.code, message);
+      const paused = ctx.analytics.pausedUntil() ??
+        new Date(ctx.now().getTime() + AUTH_PAUSE_MS);
+      return { id: null, retryAt: paused, failed: false };
+    }
     await journal.record("analytics", "warning", error.code, message, performance.now() - started);
     let retryAt = analyticsRetryAt(error, job.analytics_failures, ctx.analyticsRetry, ctx.now());
     if (error.code === "MATOMO_AUTH" || error.code === "MATOMO_BLOCKED") {
@@ -357,10 +355,10 @@ async function finish(
 /**
  * Matomo's look-up is read-only and needs nothing from CloudPanel, so it runs beside the SSH steps
  * (its answer waits for the analytics step); only the creation waits for the site. Not for a site
- * that has its id, an invalid domain, or while Matomo is paused.
+ * that has its id or an invalid domain (while Matomo is paused the client makes no request).
  */
 function earlyLookup(ctx: JobContext, job: Job): Promise<number[]> | undefined {
-  if (job.matomo_site_id !== null || ctx.analytics.pausedUntil() !== null) return undefined;
+  if (job.matomo_site_id !== null) return undefined;
   if (!validateDomain(job.domain).ok) return undefined;
   const lookup = ctx.analytics.findSiteIds(job.domain);
   lookup.catch(() => {}); // its failure is read when the analytics step awaits it

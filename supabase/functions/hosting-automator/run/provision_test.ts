@@ -905,7 +905,7 @@ Deno.test("Matomo's look-up runs beside the SSH steps; only the creation waits f
   assert.deepEqual(analytics.calls, ["find example.com", "add example.com"]);
 });
 
-Deno.test("no early look-up for a site that has its Matomo id, an invalid domain, or a paused Matomo", async () => {
+Deno.test("no look-up reaches Matomo for a site that has its id, an invalid domain, or while it is paused", async () => {
   for (
     const [label, theJob, paused] of [
       ["registered", job({ matomo_site_id: 7 }), null],

@@ -104,7 +104,17 @@ export class FakeAnalytics implements Analytics {
   pauseUntil(until: Date) {
     this.paused = until;
   }
+  /** As the real client: while paused, no request is made (and none is recorded here). */
+  #pausedError() {
+    return this.paused === null ? undefined : new HostingError(
+      "MATOMO_PAUSED",
+      `Matomo is not called until ${this.paused.toISOString()} (it refused the token)`,
+      { step: "analytics" },
+    );
+  }
   findSiteIds(domain: string): Promise<number[]> {
+    const paused = this.#pausedError();
+    if (paused) return Promise.reject(paused);
     this.calls.push(`find ${domain}`);
     if (this.failWith) return Promise.reject(this.failWith);
     return Promise.resolve(this.sites.get(domain) ?? []);
@@ -121,6 +131,8 @@ export class FakeAnalytics implements Analytics {
     return Promise.resolve("not_found");
   }
   addSite(domain: string): Promise<number> {
+    const paused = this.#pausedError();
+    if (paused) return Promise.reject(paused);
     this.calls.push(`add ${domain}`);
     if (this.failWith) return Promise.reject(this.failWith);
     const id = ++this.nextId;
