@@ -50,7 +50,6 @@ export function createMatomoClient(
   now: () => number = Date.now,
 ): Analytics {
   let pausedUntil = 0;
-  let stopped: HostingError | undefined;
   let verified = false;
   let probe: Promise<unknown> = Promise.resolve();
 
@@ -130,7 +129,6 @@ export function createMatomoClient(
       return result.value;
     }
     if (result.error.code === "MATOMO_AUTH" || result.error.code === "MATOMO_BLOCKED") {
-      stopped = result.error;
       verified = false;
       pausedUntil = Math.max(pausedUntil, now() + AUTH_PAUSE_MS);
     }
