@@ -25,6 +25,7 @@ export HA_DB_PORT=$((HA_PORT_BASE + 2))       # PostgreSQL 15
 export HA_SSH_PORT=$((HA_PORT_BASE + 5))      # OpenSSH with the clpctl stand-in (CloudPanel stand-in)
 export HA_MATOMO_PORT=$((HA_PORT_BASE + 6))   # Matomo stand-in
 export HA_EDGE_PORT=$((HA_PORT_BASE + 7))     # edge-runtime stand-in serving supabase/functions/*
+export HA_DNS_PORT=$((HA_PORT_BASE + 8))      # DNS-over-HTTPS stand-in (the DNS check's resolver)
 
 # Deno is pinned as its native binary package (tools/package.json), and HA_DENO is the one way to
 # reach it: the `deno` npm wrapper's lock leaves out its other platforms' optional packages, which

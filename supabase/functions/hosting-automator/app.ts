@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { createClient } from "@supabase/supabase-js";
 import { createHandler, type Handler } from "./handler.ts";
+import { createResolver, type Resolver } from "./adapters/dns.ts";
 import { type Analytics, createMatomoClient } from "./adapters/matomo.ts";
 import { createSshConnections, privateKeyProblem } from "./adapters/ssh.ts";
 import { createSupabaseStore, type HostingStore, type Targets } from "./adapters/store.ts";
@@ -70,6 +71,7 @@ export function createApp(
   // Matomo client, whose pause after a refused token must outlive a single request.
   let store: HostingStore | undefined;
   let analytics: Analytics | undefined;
+  let resolver: Resolver | undefined;
   // One warm SSH connection per server for the whole instance, shared by its runs.
   const ssh = createSshConnections({ log });
 
@@ -89,6 +91,9 @@ export function createApp(
         targetsOf(settings),
       );
       analytics ??= createMatomoClient(settings.matomo);
+      if (settings.dns) {
+        resolver ??= createResolver({ url: settings.dns.resolverUrl, ...settings.dns });
+      }
       // Each run gets its own redactor: it learns the run's generated passwords.
       const runRedact = createRedactor(secretsOf(settings));
       const run = new SiteRun({
@@ -105,6 +110,9 @@ export function createApp(
         serverRetry: settings.serverRetry,
         targets: targetsOf(settings),
         timeouts: settings.timeouts,
+        ...(settings.dns && resolver
+          ? { dns: { resolver, serverAddresses: settings.dns.serverAddresses } }
+          : {}),
       }, settings.lanes);
       return { run, store };
     },

@@ -103,7 +103,7 @@ export function createHandler(runtime: Runtime): Handler {
             : null,
         }
         : {
-          ...planSite(site, settings.ssh.user, settings.matomo.url),
+          ...planSite(site, settings.ssh.user, settings.matomo.url, settings.dns?.resolverUrl),
           skip_reason: site.due ? null : site.skip_reason ?? null,
         }
     );

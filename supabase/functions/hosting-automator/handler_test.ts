@@ -347,6 +347,28 @@ Deno.test("a dry run plans commands with the password masked and changes nothing
   assert.deepEqual(shell.lines, []);
 });
 
+Deno.test("a dry run lists the DNS queries when the check is on, and none when it is off", async () => {
+  const store = new FakeStore([], { due: [], site: siteRow({ site_id: SITE }) });
+  const on = setup({
+    ...ENV,
+    HOSTING_SERVER_ADDRESSES: "203.0.113.7",
+    HOSTING_DNS_RESOLVER_URL: "https://dns.example.net/dns-query",
+  }, store);
+  const body = await (await on.handler.fetch(post({ site_id: SITE, dry_run: true }))).json();
+  assert.deepEqual(
+    body.plans[0].dns_queries.map((q: { url: string }) => q.url),
+    [
+      "https://dns.example.net/dns-query?name=example.com&type=A",
+      "https://dns.example.net/dns-query?name=example.com&type=AAAA",
+      "https://dns.example.net/dns-query?name=www.example.com&type=A",
+      "https://dns.example.net/dns-query?name=www.example.com&type=AAAA",
+    ],
+  );
+  const off = setup(ENV, store);
+  const plain = await (await off.handler.fetch(post({ site_id: SITE, dry_run: true }))).json();
+  assert.deepEqual(plain.plans[0].dns_queries, []);
+});
+
 Deno.test("a database failure while claiming answers 503", async () => {
   const store = new FakeStore();
   store.claim = () =>

@@ -24,6 +24,7 @@ const STACK_SETTINGS = [
   "HA_SSH_KEY_FILE",
   "HA_SSH_KNOWN_HOSTS_FILE",
   "HA_MATOMO_CONTROL_URL",
+  "HA_DNS_CONTROL_URL",
   "HA_DISPATCH_TOKEN",
 ];
 
@@ -220,6 +221,29 @@ export async function matomoSitesFor(domain: string): Promise<number[]> {
 
 export function matomoFault(mode: string, extra: Record<string, unknown> = {}) {
   return matomoControl("fault", { mode, ...extra });
+}
+
+// --- the resolver (local/standins/dns) ----------------------------------------------------------
+
+/** What the DNS stand-in answers for one name: its addresses, NXDOMAIN, or a fault. */
+export async function dnsRecords(
+  name: string,
+  config: { addresses?: string[]; absent?: boolean; fault?: "unavailable" | "hang" },
+): Promise<void> {
+  const response = await fetch(`${setting("HA_DNS_CONTROL_URL")}/records`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name, ...config }),
+  });
+  if (!response.ok) throw new Error(`DNS stand-in records: HTTP ${response.status}`);
+  await response.body?.cancel();
+}
+
+/** The queries the DNS stand-in received for `name`: "name type answer" each, oldest first. */
+export async function dnsQueriesFor(name: string): Promise<string[]> {
+  const response = await fetch(`${setting("HA_DNS_CONTROL_URL")}/queries`);
+  const all = await response.json() as string[];
+  return all.filter((line) => line.startsWith(`${name} `));
 }
 
 // --- the function in-process, with changed settings ------------------------------------------

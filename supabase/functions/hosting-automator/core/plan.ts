@@ -15,6 +15,8 @@ export interface PlannedSite {
   doc_root: string | null;
   commands: string[];
   matomo_calls: Array<{ method: string; url: string; body: string; when: string }>;
+  /** The DNS-over-HTTPS queries of the check before the certificate ([] when it is off). */
+  dns_queries: Array<{ name: string; type: string; url: string; when: string }>;
   error: { code: string; message: string } | null;
 }
 
@@ -36,6 +38,8 @@ export function planSite(
   site: PlanInput,
   sshUser: string,
   matomoUrl: string,
+  /** The resolver the DNS check asks; absent when the check is off (no server addresses). */
+  dnsResolverUrl?: string,
 ): PlannedSite {
   if (site.due === "remove") {
     return planRemoval(site, site.delete_analytics ?? false, sshUser, matomoUrl);
@@ -49,6 +53,7 @@ export function planSite(
     doc_root: null,
     commands: [],
     matomo_calls: [],
+    dns_queries: [],
     error: null,
   };
   const domain = validateDomain(site.domain);
@@ -66,6 +71,13 @@ export function planSite(
     certificate: () => actions.ssh.certificate(),
   };
   for (const step of PROVISION_STEPS) {
+    if (work === "provision" && dnsResolverUrl !== undefined) {
+      for (const { action, when } of step.dns) {
+        for (const query of actions.dns[action](dnsResolverUrl)) {
+          plan.dns_queries.push({ ...query, when });
+        }
+      }
+    }
     if (work === "provision") {
       for (const { action, when } of step.ssh) {
         plan.commands.push(`${ssh[action]().shown}   # ${when}`);
@@ -104,6 +116,7 @@ export function planRemoval(
     doc_root: site.doc_root ?? null,
     commands: [],
     matomo_calls: [],
+    dns_queries: [],
     error: null,
   };
   const domain = validateDomain(site.domain);

@@ -186,3 +186,33 @@ Deno.test("the plan lists exactly the step list's actions, in its order", () => 
     PROVISION_STEPS.flatMap((step) => step.matomo.map((a) => a.when)),
   );
 });
+
+Deno.test("with the DNS check on, a plan lists the A and AAAA queries it would make first", () => {
+  const plan = planSite(
+    { site_id: ID, domain: "example.com", due: "provision", matomo_site_id: null },
+    "root",
+    MATOMO,
+    "https://cloudflare-dns.com/dns-query",
+  );
+  assert.deepEqual(plan.dns_queries.map((q) => `${q.type} ${q.name} ${q.url}`), [
+    "A example.com https://cloudflare-dns.com/dns-query?name=example.com&type=A",
+    "AAAA example.com https://cloudflare-dns.com/dns-query?name=example.com&type=AAAA",
+    "A www.example.com https://cloudflare-dns.com/dns-query?name=www.example.com&type=A",
+    "AAAA www.example.com https://cloudflare-dns.com/dns-query?name=www.example.com&type=AAAA",
+  ]);
+  assert.match(plan.dns_queries[0].when, /^before the certificate is requested/);
+});
+
+Deno.test("with the DNS check off, or for analytics alone, a plan lists no DNS query", () => {
+  const site = {
+    site_id: ID,
+    domain: "example.com",
+    due: "provision" as const,
+    matomo_site_id: null,
+  };
+  assert.deepEqual(planSite(site, "root", MATOMO).dns_queries, []);
+  assert.deepEqual(
+    planSite({ ...site, due: "analytics" }, "root", MATOMO, "https://dns.example/q").dns_queries,
+    [],
+  );
+});

@@ -2,6 +2,7 @@
 // or the list of what is missing or malformed, by name only (a value is never repeated back).
 
 import { z } from "zod";
+import { isIpAddress } from "./dns.ts";
 
 /** The settings in the shapes their consumers take: each group is handed over as it is. */
 export type Settings = ReturnType<typeof groups> & {
@@ -28,7 +29,7 @@ export const TUNING = {
   HOSTING_MAX_CONCURRENT: [3, 1, 50],
   HOSTING_MAX_ATTEMPTS: [8, 1, 100],
   HOSTING_LEASE_SECONDS: [75, 15, 86_400],
-  HOSTING_TIME_BUDGET_SECONDS: [15, 0, 3_000],
+  HOSTING_TIME_BUDGET_SECONDS: [10, 0, 3_000],
   HOSTING_WALL_CLOCK_SECONDS: [150, 30, 3_600],
   HOSTING_RETRY_BASE_SECONDS: [60, 1, 86_400],
   HOSTING_RETRY_MAX_SECONDS: [3_600, 1, 604_800],
@@ -41,6 +42,7 @@ export const TUNING = {
   HOSTING_CERTIFICATE_TIMEOUT_SECONDS: [40, 1, 1_800],
   HOSTING_CHECK_TIMEOUT_SECONDS: [8, 1, 600],
   HOSTING_DATABASE_TIMEOUT_SECONDS: [4, 1, 300],
+  HOSTING_DNS_TIMEOUT_SECONDS: [3, 1, 60],
   SSH_CONNECT_TIMEOUT_SECONDS: [8, 1, 600],
   SSH_MAX_CHANNELS: [4, 1, 10],
   MATOMO_TIMEOUT_SECONDS: [6, 1, 600],
@@ -62,6 +64,22 @@ const httpUrl = z.string().trim().refine((text) => {
     return false;
   }
 }, "must be an http(s) URL without credentials, query or fragment");
+
+/** The public resolver asked when HOSTING_DNS_RESOLVER_URL is not set (DoH JSON). */
+export const DEFAULT_DNS_RESOLVER_URL = "https://cloudflare-dns.com/dns-query";
+
+/** Comma-separated IPv4/IPv6 addresses, at least one, each as written in DNS. */
+const addressList = z.string().transform((text, check) => {
+  const addresses = text.split(",").map((a) => a.trim()).filter((a) => a !== "");
+  if (addresses.length === 0 || !addresses.every(isIpAddress)) {
+    check.addIssue({
+      code: "custom",
+      message: "must be the server's public IPv4/IPv6 addresses, comma-separated",
+    });
+    return z.NEVER;
+  }
+  return addresses;
+});
 
 /** A blank value is an absent one: secrets managers often store empty strings. */
 const blankIsAbsent = (value: unknown) =>
@@ -114,6 +132,8 @@ const ENVIRONMENT = z.object({
   ),
   MATOMO_URL: required(httpUrl.transform((text) => text.replace(/\/+$/, ""))),
   MATOMO_TOKEN_AUTH: required(z.string().trim().min(8, "must be a Matomo token_auth")),
+  HOSTING_SERVER_ADDRESSES: optional(addressList),
+  HOSTING_DNS_RESOLVER_URL: optional(httpUrl).transform((v) => v ?? DEFAULT_DNS_RESOLVER_URL),
   HOSTING_DISPATCH_TOKEN: optional(
     z.string().trim().min(32, "must be at least 32 characters"),
   ),
@@ -177,6 +197,14 @@ function groups(env: z.infer<typeof ENVIRONMENT>) {
       baseMs: ms(env.HOSTING_SERVER_RETRY_BASE_SECONDS),
       maxMs: ms(env.HOSTING_SERVER_RETRY_MAX_SECONDS),
     },
+    /** The DNS check before a certificate (run/provision.ts); null when no addresses are set. */
+    dns: env.HOSTING_SERVER_ADDRESSES === undefined ? null : {
+      serverAddresses: env.HOSTING_SERVER_ADDRESSES,
+      resolverUrl: env.HOSTING_DNS_RESOLVER_URL,
+      timeoutMs: ms(env.HOSTING_DNS_TIMEOUT_SECONDS),
+    },
+    /** Where the dry run shows the DNS queries going (the check may be off: see dns). */
+    dnsResolverUrl: env.HOSTING_DNS_RESOLVER_URL,
     /** Command deadlines (run/provision.ts). */
     timeouts: {
       siteMs: ms(env.HOSTING_SITE_TIMEOUT_SECONDS),
@@ -257,14 +285,16 @@ export function loadSettings(env: Env): LoadedSettings {
 /**
  * The deadlines of one site, in seconds, as the run meets them on its longest path: connect, the
  * state read, the site command, a second read and the document-root check (a race: "already
- * exists"), the certificate, two Matomo calls (a call's deadline includes waiting for another
- * lane's first call), and the database writes (three step events, a final warning, the finish, a
- * health report).
+ * exists"), the DNS check (its queries side by side under one deadline), the certificate, two
+ * Matomo calls (a call's deadline includes waiting for another lane's first call), and the
+ * database writes (three step events, the DNS warning, a final warning, the finish, a health
+ * report). Counted whether or not the DNS check is on: the defaults fit either way.
  */
 export function siteWorstCaseSeconds(t: Tuning): number {
   return t.SSH_CONNECT_TIMEOUT_SECONDS + 3 * t.HOSTING_CHECK_TIMEOUT_SECONDS +
-    t.HOSTING_SITE_TIMEOUT_SECONDS + t.HOSTING_CERTIFICATE_TIMEOUT_SECONDS +
-    2 * t.MATOMO_TIMEOUT_SECONDS + 6 * t.HOSTING_DATABASE_TIMEOUT_SECONDS;
+    t.HOSTING_SITE_TIMEOUT_SECONDS + t.HOSTING_DNS_TIMEOUT_SECONDS +
+    t.HOSTING_CERTIFICATE_TIMEOUT_SECONDS + 2 * t.MATOMO_TIMEOUT_SECONDS +
+    7 * t.HOSTING_DATABASE_TIMEOUT_SECONDS;
 }
 
 /** The longest stretch between two lease renewals (each step's event renews it). */
@@ -273,7 +303,7 @@ export function stepWorstCaseSeconds(t: Tuning): number {
   return Math.max(
     t.SSH_CONNECT_TIMEOUT_SECONDS + 3 * t.HOSTING_CHECK_TIMEOUT_SECONDS +
       t.HOSTING_SITE_TIMEOUT_SECONDS,
-    t.HOSTING_CERTIFICATE_TIMEOUT_SECONDS,
+    t.HOSTING_DNS_TIMEOUT_SECONDS + db + t.HOSTING_CERTIFICATE_TIMEOUT_SECONDS,
     2 * t.MATOMO_TIMEOUT_SECONDS,
   ) + 2 * db;
 }

@@ -72,12 +72,14 @@ Deno.test("a complete environment gives every setting, with the documented defau
       analyticsLeaseSeconds: 34, // two Matomo calls of 6 s, three database writes of 4 s, 10 s
     },
     databaseTimeoutMs: 4_000,
-    lanes: { maxConcurrent: 3, timeBudgetMs: 15_000 },
+    lanes: { maxConcurrent: 3, timeBudgetMs: 10_000 },
     wallClockMs: 150_000,
     retry: { maxAttempts: 8, baseDelayMs: 60_000, maxDelayMs: 3_600_000 },
     analyticsRetry: { baseDelayMs: 60_000, maxDelayMs: 3_600_000, maxAttempts: 10 },
     serverRetry: { baseMs: 60_000, maxMs: 900_000 },
     timeouts: { siteMs: 25_000, certificateMs: 40_000, checkMs: 8_000 },
+    dns: null,
+    dnsResolverUrl: "https://cloudflare-dns.com/dns-query",
   });
 });
 
@@ -451,25 +453,26 @@ const DEFAULTS = Object.fromEntries(
   Object.entries(TUNING).map(([name, [fallback]]) => [name, fallback]),
 ) as Parameters<typeof siteWorstCaseSeconds>[0];
 
-Deno.test("the defaults fit: one site 133 s, the longest step 65 s, lease 75 s ≥ 70 s", () => {
+Deno.test("the defaults fit: one site 140 s, the longest step 65 s, lease 75 s ≥ 70 s", () => {
   // connect 8 + three reads 3 × 8 (the race path: read, read again, document root) + site 25 +
-  // certificate 40 + two Matomo calls 2 × 6 + six database writes 6 × 4.
-  assert.equal(siteWorstCaseSeconds(DEFAULTS), 8 + 3 * 8 + 25 + 40 + 2 * 6 + 6 * 4);
-  assert.equal(siteWorstCaseSeconds(DEFAULTS), 133);
+  // DNS 3 + certificate 40 + two Matomo calls 2 × 6 + seven database writes 7 × 4.
+  assert.equal(siteWorstCaseSeconds(DEFAULTS), 8 + 3 * 8 + 25 + 3 + 40 + 2 * 6 + 7 * 4);
+  assert.equal(siteWorstCaseSeconds(DEFAULTS), 140);
   // The site step is the longest: connect 8 + three reads 24 + site 25, then two writes of 4 s.
   assert.equal(stepWorstCaseSeconds(DEFAULTS), 8 + 3 * 8 + 25 + 2 * 4);
   assert.equal(stepWorstCaseSeconds(DEFAULTS), 65);
   assert.ok(DEFAULTS.HOSTING_LEASE_SECONDS >= stepWorstCaseSeconds(DEFAULTS) + 5);
-  // A site claimed at the end of the 15 s budget ends by 148 s, inside the 150 s wall clock.
-  assert.equal(DEFAULTS.HOSTING_TIME_BUDGET_SECONDS + siteWorstCaseSeconds(DEFAULTS), 148);
-  assert.ok(148 <= DEFAULTS.HOSTING_WALL_CLOCK_SECONDS);
+  // A site claimed at the end of the 10 s budget ends by 150 s, inside the 150 s wall clock.
+  assert.equal(DEFAULTS.HOSTING_TIME_BUDGET_SECONDS + siteWorstCaseSeconds(DEFAULTS), 150);
+  assert.ok(150 <= DEFAULTS.HOSTING_WALL_CLOCK_SECONDS);
   assert.equal(loadSettings(ENV).ok, true);
 });
 
 Deno.test("a longer certificate deadline makes the certificate step the longest", () => {
   const t = { ...DEFAULTS, HOSTING_CERTIFICATE_TIMEOUT_SECONDS: 60 };
-  assert.equal(stepWorstCaseSeconds(t), 60 + 2 * 4);
-  assert.equal(siteWorstCaseSeconds(t), 153);
+  // DNS 3, its warning written 4, the certificate 60, then two writes of 4 s.
+  assert.equal(stepWorstCaseSeconds(t), 3 + 4 + 60 + 2 * 4);
+  assert.equal(siteWorstCaseSeconds(t), 160);
   const matomo = { ...DEFAULTS, MATOMO_TIMEOUT_SECONDS: 30 };
   assert.equal(stepWorstCaseSeconds(matomo), 2 * 30 + 2 * 4);
 });
@@ -503,31 +506,31 @@ Deno.test("a raised command deadline without a longer lease names HOSTING_LEASE_
 Deno.test("one site's deadlines beyond the wall clock name HOSTING_WALL_CLOCK_SECONDS", () => {
   assert.deepEqual(problemsOf(loadSettings({ ...ENV, HOSTING_WALL_CLOCK_SECONDS: "120" })), [{
     setting: "HOSTING_WALL_CLOCK_SECONDS",
-    message: "one site's deadlines add up to 133 s, more than the runtime's 120 s " +
+    message: "one site's deadlines add up to 140 s, more than the runtime's 120 s " +
       "(lower the command timeouts or raise it on a paid plan)",
   }]);
 });
 
 Deno.test("a budget that lets a lane claim a site it cannot finish names the budget", () => {
-  assert.equal(loadSettings({ ...ENV, HOSTING_TIME_BUDGET_SECONDS: "17" }).ok, true);
-  assert.deepEqual(problemsOf(loadSettings({ ...ENV, HOSTING_TIME_BUDGET_SECONDS: "18" })), [{
+  assert.equal(loadSettings({ ...ENV, HOSTING_TIME_BUDGET_SECONDS: "10" }).ok, true);
+  assert.deepEqual(problemsOf(loadSettings({ ...ENV, HOSTING_TIME_BUDGET_SECONDS: "11" })), [{
     setting: "HOSTING_TIME_BUDGET_SECONDS",
-    message: "a site claimed at the end of the budget needs up to 133 s more, past the " +
-      "150 s wall clock (at most 17 s)",
+    message: "a site claimed at the end of the budget needs up to 140 s more, past the " +
+      "150 s wall clock (at most 10 s)",
   }]);
   // Exactly one site's worst case: no budget is left at all.
-  assert.deepEqual(problemsOf(loadSettings({ ...ENV, HOSTING_WALL_CLOCK_SECONDS: "133" })), [{
+  assert.deepEqual(problemsOf(loadSettings({ ...ENV, HOSTING_WALL_CLOCK_SECONDS: "140" })), [{
     setting: "HOSTING_TIME_BUDGET_SECONDS",
-    message: "a site claimed at the end of the budget needs up to 133 s more, past the " +
-      "133 s wall clock (at most 0 s)",
+    message: "a site claimed at the end of the budget needs up to 140 s more, past the " +
+      "140 s wall clock (at most 0 s)",
   }]);
-  // A longer certificate deadline shrinks the room for the budget: 150 − 143 = 7 s.
+  // A longer DNS deadline shrinks the room for the budget: 150 − 145 = 5 s.
   assert.deepEqual(
-    problemsOf(loadSettings({ ...ENV, HOSTING_CERTIFICATE_TIMEOUT_SECONDS: "50" })),
+    problemsOf(loadSettings({ ...ENV, HOSTING_DNS_TIMEOUT_SECONDS: "8" })),
     [{
       setting: "HOSTING_TIME_BUDGET_SECONDS",
-      message: "a site claimed at the end of the budget needs up to 143 s more, past the " +
-        "150 s wall clock (at most 7 s)",
+      message: "a site claimed at the end of the budget needs up to 145 s more, past the " +
+        "150 s wall clock (at most 5 s)",
     }],
   );
 });
@@ -582,4 +585,57 @@ Deno.test("secretsOf leaves out a passphrase and a dispatch token that are not s
     PRIVATE_KEY,
     "0123456789abcdef0123456789abcdef",
   ]);
+});
+
+// --- the DNS check before a certificate -------------------------------------------------------------
+
+Deno.test("without HOSTING_SERVER_ADDRESSES the DNS check is off", () => {
+  assert.equal(settingsOf(loadSettings(ENV)).dns, null);
+  assert.equal(settingsOf(loadSettings({ ...ENV, HOSTING_SERVER_ADDRESSES: " " })).dns, null);
+});
+
+Deno.test("the server's addresses turn the DNS check on, with the default resolver and 3 s", () => {
+  assert.deepEqual(
+    settingsOf(loadSettings({ ...ENV, HOSTING_SERVER_ADDRESSES: " 203.0.113.7, 2001:db8::7 " }))
+      .dns,
+    {
+      serverAddresses: ["203.0.113.7", "2001:db8::7"],
+      resolverUrl: "https://cloudflare-dns.com/dns-query",
+      timeoutMs: 3_000,
+    },
+  );
+});
+
+Deno.test("a resolver URL and DNS timeout of one's own are taken", () => {
+  const settings = settingsOf(loadSettings({
+    ...ENV,
+    HOSTING_SERVER_ADDRESSES: "203.0.113.7",
+    HOSTING_DNS_RESOLVER_URL: "https://dns.google/resolve",
+    HOSTING_DNS_TIMEOUT_SECONDS: "2",
+  }));
+  assert.deepEqual(settings.dns, {
+    serverAddresses: ["203.0.113.7"],
+    resolverUrl: "https://dns.google/resolve",
+    timeoutMs: 2_000,
+  });
+  assert.equal(settings.dnsResolverUrl, "https://dns.google/resolve");
+});
+
+Deno.test("a server address that is not an IP address is refused by name", () => {
+  for (const bad of ["cloudpanel.example.com", "203.0.113.7, 999.1.1.1", ",", "[2001:db8::7]"]) {
+    assert.deepEqual(problemsOf(loadSettings({ ...ENV, HOSTING_SERVER_ADDRESSES: bad })), [{
+      setting: "HOSTING_SERVER_ADDRESSES",
+      message: "must be the server's public IPv4/IPv6 addresses, comma-separated",
+    }], bad);
+  }
+});
+
+Deno.test("a resolver URL with a query is refused (the check adds name and type)", () => {
+  assert.deepEqual(
+    problemsOf(loadSettings({ ...ENV, HOSTING_DNS_RESOLVER_URL: "https://dns.example?x=1" })),
+    [{
+      setting: "HOSTING_DNS_RESOLVER_URL",
+      message: "must be an http(s) URL without credentials, query or fragment",
+    }],
+  );
 });

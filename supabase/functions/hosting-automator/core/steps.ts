@@ -9,6 +9,7 @@ import {
   type RemoteCommand,
   serverState,
 } from "./cloudpanel.ts";
+import { dnsQueries, type DnsQuery } from "./dns.ts";
 import { addSiteRequest, lookupRequest, type MatomoRequest } from "./matomo.ts";
 
 /** The actions a provisioning can take, each built the one way the run and the plan both use. */
@@ -20,6 +21,9 @@ export function provisionActions(domain: string, candidates: string[], sshUser: 
         addStaticSite(domain, siteUser, password, sshUser),
       check: (docRoot: string): RemoteCommand => docRootCheck(docRoot, sshUser),
       certificate: (): RemoteCommand => installCertificate(domain, sshUser),
+    },
+    dns: {
+      check: (resolverUrl: string): DnsQuery[] => dnsQueries(domain, resolverUrl),
     },
     matomo: {
       lookup: (baseUrl: string, token: string): MatomoRequest =>
@@ -44,10 +48,16 @@ export const PROVISION_STEPS = [
       },
       { action: "check", when: "only if the site already exists (adopted)" },
     ],
+    dns: [],
     matomo: [],
   },
   {
     step: "certificate",
+    dns: [{
+      action: "check",
+      when: "before the certificate is requested, when HOSTING_SERVER_ADDRESSES is set: " +
+        "not pointing at the server yet is DNS_NOT_READY and Let's Encrypt is not asked",
+    }],
     ssh: [{
       action: "certificate",
       when: "unless a Let's Encrypt certificate valid for 30 more days is served",
@@ -57,6 +67,7 @@ export const PROVISION_STEPS = [
   {
     step: "analytics",
     ssh: [],
+    dns: [],
     matomo: [
       { action: "lookup", when: "unless the site has its id; beside the SSH steps" },
       { action: "addSite", when: "only if the look-up finds no site" },
@@ -65,6 +76,7 @@ export const PROVISION_STEPS = [
 ] as const satisfies ReadonlyArray<{
   step: "site" | "certificate" | "analytics";
   ssh: ReadonlyArray<{ action: keyof Actions["ssh"]; when: string }>;
+  dns: ReadonlyArray<{ action: keyof Actions["dns"]; when: string }>;
   matomo: ReadonlyArray<{ action: keyof Actions["matomo"]; when: string }>;
 }>;
 

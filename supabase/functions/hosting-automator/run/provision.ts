@@ -15,6 +15,7 @@ import {
   analyticsRetryAt,
   type RetryPolicy,
 } from "../core/decisions.ts";
+import { dnsVerdict } from "../core/dns.ts";
 import { validateDomain } from "../core/domain.ts";
 import { HostingError, type Issue, toHostingError } from "../core/errors.ts";
 import { decidePlacement } from "../core/placement.ts";
@@ -23,6 +24,7 @@ import { provisionActions, type ProvisionStep, stepsAfter } from "../core/steps.
 import type { Redactor } from "../core/redact.ts";
 import { siteUserCandidates } from "../core/site_user.ts";
 import { type Analytics, AUTH_PAUSE_MS } from "../adapters/matomo.ts";
+import type { Resolver } from "../adapters/dns.ts";
 import type { RemoteShell } from "../adapters/ssh.ts";
 import type { Finish, HostingStore, Job, Targets } from "../adapters/store.ts";
 import type { Logger } from "../lib/log.ts";
@@ -59,6 +61,9 @@ export interface JobContext {
   serverRetry: { baseMs: number; maxMs: number };
   targets: Targets;
   timeouts: { siteMs: number; certificateMs: number; checkMs: number };
+  /** The DNS check before a certificate is requested; absent when HOSTING_SERVER_ADDRESSES is not
+   * set (the check is off). */
+  dns?: { resolver: Resolver; serverAddresses: string[] };
 }
 
 interface Placed {
@@ -158,8 +163,44 @@ async function placeSite(
   });
 }
 
-/** Creates the site: the first version's step with orphan names reported. */
-async function issueCertificate(ctx: JobContext, journal: Journal, job: Job, placed: Placed) {
+/**
+ * Before Let's Encrypt is asked: do the names the certificate covers point at this server? Not yet
+ * → DNS_NOT_READY (retried with backoff; Let's Encrypt's failed-validation limit is not spent). A
+ * resolver that cannot tell → a warning, and Let's Encrypt decides. Returns what was seen.
+ */
+async function checkDns(
+  ctx: JobContext,
+  journal: Journal,
+  job: Job,
+  warnings: Issue[],
+): Promise<string | undefined> {
+  if (!ctx.dns) return undefined;
+  const resolution = await ctx.dns.resolver.resolve(job.domain);
+  if (!resolution.ok) {
+    const unchecked = {
+      code: "DNS_UNCHECKED",
+      message: `the resolver could not tell where the domain points (${resolution.reason}); ` +
+        `asking Let's Encrypt anyway`,
+    };
+    warnings.push(unchecked);
+    await journal.record("certificate", "warning", unchecked.code, unchecked.message);
+    return undefined;
+  }
+  const verdict = dnsVerdict(resolution.seen, ctx.dns.serverAddresses);
+  if (!verdict.ready) {
+    throw new HostingError("DNS_NOT_READY", verdict.message, { step: "certificate" });
+  }
+  return verdict.message;
+}
+
+/** Requests the certificate, unless a valid one is served; checks DNS first when configured. */
+async function issueCertificate(
+  ctx: JobContext,
+  journal: Journal,
+  job: Job,
+  placed: Placed,
+  warnings: Issue[],
+) {
   if (placed.certificateValidUntil !== null) {
     await journal.record(
       "certificate",
@@ -171,6 +212,7 @@ async function issueCertificate(ctx: JobContext, journal: Journal, job: Job, pla
     return;
   }
   await journal.timed("certificate", async () => {
+    const pointing = await checkDns(ctx, journal, job, warnings);
     const result = classify(
       "lets-encrypt:install:certificate",
       await exec(
@@ -180,7 +222,12 @@ async function issueCertificate(ctx: JobContext, journal: Journal, job: Job, pla
       ),
     );
     if (result.kind === "failed") throw result.error;
-    return { value: undefined, outcome: "ok", code: "CERTIFICATE_INSTALLED" };
+    return {
+      value: undefined,
+      outcome: "ok",
+      code: "CERTIFICATE_INSTALLED",
+      ...(pointing ? { message: pointing } : {}),
+    };
   });
 }
 
@@ -380,7 +427,7 @@ export async function provisionSite(
   try {
     placed = await placeSite(ctx, journal, job, warnings);
     current = "certificate";
-    await issueCertificate(ctx, journal, job, placed);
+    await issueCertificate(ctx, journal, job, placed, warnings);
     current = "analytics";
     const matomo = await registerAnalytics(ctx, journal, job, warnings, lookup);
     const applied = await finish(ctx, job, claimedAt, {

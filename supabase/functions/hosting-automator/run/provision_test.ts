@@ -8,6 +8,7 @@ import {
   exit,
   FakeAnalytics,
   FakeClock,
+  FakeResolver,
   FakeShell,
   FakeStore,
   freshServer,
@@ -918,4 +919,123 @@ Deno.test("no look-up reaches Matomo for a site that has its id, an invalid doma
     await provisionSite(theJob, context({ analytics }), T0);
     assert.deepEqual(analytics.calls, [], label);
   }
+});
+
+// --- the DNS check before Let's Encrypt -------------------------------------------------------------
+
+const SERVER = ["203.0.113.7", "2001:db8::7"];
+
+Deno.test("DNS pointing elsewhere fails DNS_NOT_READY with the addresses seen; Let's Encrypt is not asked", async () => {
+  const shell = freshServer();
+  const store = new FakeStore();
+  const resolver = new FakeResolver({
+    "example.com": ["198.51.100.9"],
+    "www.example.com": ["203.0.113.7"],
+  });
+  const result = await provisionSite(
+    job({ attempt: 2 }),
+    context({ shell, store, dns: { resolver, serverAddresses: SERVER } }),
+    T0,
+  );
+  assert.deepEqual(resolver.asked, ["example.com"]);
+  assert.deepEqual(shell.verbs, ["server-state", "site:add:static"]);
+  assert.equal(result.status, "pending");
+  assert.deepEqual(result.error, {
+    code: "DNS_NOT_READY",
+    message: "not pointing at this server (203.0.113.7, 2001:db8::7) yet: " +
+      "example.com → 198.51.100.9; Let's Encrypt was not asked",
+  });
+  // The existing retry path: attempt 2 waits 60 s × 2, and the site keeps its place.
+  assert.deepEqual(store.finishes[0].nextAttemptAt, at(120_000));
+  assert.equal(store.finishes[0].errorCode, "DNS_NOT_READY");
+  assert.equal(store.finishes[0].docRoot, "/home/example_com/htdocs/example.com");
+  assert.deepEqual(store.trail, [
+    "site:ok:SITE_CREATED",
+    "certificate:error:DNS_NOT_READY",
+    "analytics:skipped:DNS_NOT_READY",
+  ]);
+});
+
+Deno.test("a name without any record is not ready either", async () => {
+  const shell = freshServer();
+  const resolver = new FakeResolver({ "example.com": ["203.0.113.7"] });
+  const result = await provisionSite(
+    job(),
+    context({ shell, dns: { resolver, serverAddresses: SERVER } }),
+    T0,
+  );
+  assert.equal(result.error?.code, "DNS_NOT_READY");
+  assert.match(result.error?.message ?? "", /www\.example\.com → no A\/AAAA record/);
+  assert.ok(!shell.verbs.includes("lets-encrypt:install:certificate"));
+});
+
+Deno.test("DNS pointing at the server: the certificate is requested and the event says so", async () => {
+  const shell = freshServer();
+  const store = new FakeStore();
+  const resolver = new FakeResolver({
+    "example.com": ["203.0.113.7", "2001:db8::7"],
+    "www.example.com": ["203.0.113.7"],
+  });
+  const result = await provisionSite(
+    job(),
+    context({ shell, store, dns: { resolver, serverAddresses: SERVER } }),
+    T0,
+  );
+  assert.equal(result.status, "active");
+  assert.deepEqual(result.warnings, []);
+  assert.equal(shell.verbs.filter((v) => v === "lets-encrypt:install:certificate").length, 1);
+  assert.deepEqual(store.trail, [
+    "site:ok:SITE_CREATED",
+    "certificate:ok:CERTIFICATE_INSTALLED",
+    "analytics:ok:MATOMO_CREATED",
+  ]);
+  assert.equal(
+    store.events[1].message,
+    "example.com → 203.0.113.7, 2001:db8::7; www.example.com → 203.0.113.7: this server",
+  );
+});
+
+Deno.test("a resolver that cannot answer is a warning, and the certificate is requested anyway", async () => {
+  const shell = freshServer();
+  const store = new FakeStore();
+  const resolver = new FakeResolver({}, "A example.com: no answer within 3000 ms");
+  const result = await provisionSite(
+    job(),
+    context({ shell, store, dns: { resolver, serverAddresses: SERVER } }),
+    T0,
+  );
+  assert.equal(result.status, "active");
+  assert.equal(shell.verbs.filter((v) => v === "lets-encrypt:install:certificate").length, 1);
+  assert.deepEqual(store.trail, [
+    "site:ok:SITE_CREATED",
+    "certificate:warning:DNS_UNCHECKED",
+    "certificate:ok:CERTIFICATE_INSTALLED",
+    "analytics:ok:MATOMO_CREATED",
+  ]);
+  assert.deepEqual(result.warnings, [{
+    code: "DNS_UNCHECKED",
+    message: "the resolver could not tell where the domain points (A example.com: no answer " +
+      "within 3000 ms); asking Let's Encrypt anyway",
+  }]);
+});
+
+Deno.test("a kept certificate asks no DNS question", async () => {
+  const shell = existingSite("example_com", { type: 2, expires: "2027-02-01 10:00:00" });
+  const resolver = new FakeResolver({}, "must not be asked");
+  const store = new FakeStore();
+  const result = await provisionSite(
+    job({ site_user: "example_com" }),
+    context({ shell, store, dns: { resolver, serverAddresses: SERVER } }),
+    T0,
+  );
+  assert.equal(result.status, "active");
+  assert.deepEqual(resolver.asked, []);
+  assert.ok(store.trail.includes("certificate:skipped:CERTIFICATE_VALID"));
+});
+
+Deno.test("without server addresses no DNS question is asked (the check is off)", async () => {
+  const shell = freshServer();
+  const result = await provisionSite(job(), context({ shell }), T0);
+  assert.equal(result.status, "active");
+  assert.deepEqual(result.warnings, []);
 });

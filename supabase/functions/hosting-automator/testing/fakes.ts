@@ -2,8 +2,10 @@
 // a scripted Matomo and a clock that moves only when told. Not imported by index.ts.
 
 import type { ExecResult, RemoteCommand } from "../core/cloudpanel.ts";
+import { certificateNames } from "../core/dns.ts";
 import { HostingError } from "../core/errors.ts";
 import { createRedactor } from "../core/redact.ts";
+import type { Resolution, Resolver } from "../adapters/dns.ts";
 import type { Analytics } from "../adapters/matomo.ts";
 import type { RemoteShell } from "../adapters/ssh.ts";
 import type {
@@ -88,6 +90,24 @@ export function freshServer(): FakeShell {
     "doc-root-check": ok(),
     "lets-encrypt:install:certificate": ok("Certificate installation was successful.\n"),
   });
+}
+
+/** Answers from a table of names → addresses (a name not in it has none), or as unavailable. */
+export class FakeResolver implements Resolver {
+  readonly asked: string[] = [];
+  constructor(
+    public records: Record<string, string[]> = {},
+    public unavailable?: string,
+  ) {}
+  resolve(domain: string): Promise<Resolution> {
+    this.asked.push(domain);
+    if (this.unavailable) return Promise.resolve({ ok: false, reason: this.unavailable });
+    const names = certificateNames(domain);
+    return Promise.resolve({
+      ok: true,
+      seen: Object.fromEntries(names.map((name) => [name, this.records[name] ?? []])),
+    });
+  }
 }
 
 export class FakeAnalytics implements Analytics {
