@@ -22,6 +22,7 @@ import {
   matomoRequests,
   matomoSitesFor,
   onServer,
+  peakWhileDraining,
   removeSite,
   secretKey,
   serverHasDirectory,
@@ -185,19 +186,7 @@ e2e(
       const [{ before }] = await sql<{ before: number }[]>`
         select coalesce(max(id), 0)::int as before from net._http_response`;
       await sql`update public.sites set status_dns = 'active' where id = any(${ids}::uuid[])`;
-      let peak = 0;
-      const until = Date.now() + 150_000;
-      while (true) {
-        const [{ busy, open }] = await sql<{ busy: number; open: number }[]>`
-          select count(*) filter (where status_hosting = 'provisioning'
-                                  and hosting_lease_until > now())::int as busy,
-                 count(*) filter (where status_hosting not in ('active', 'failed'))::int as open
-          from public.sites where id = any(${ids}::uuid[])`;
-        peak = Math.max(peak, busy);
-        if (open === 0) break;
-        assert.ok(Date.now() < until, `${open} sites still open`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      const peak = await peakWhileDraining(sql, ids, 150_000);
       assert.ok(peak <= cap, `peak ${peak} above the cap ${cap}`);
       const [{ failed }] = await sql<{ failed: number }[]>`
         select count(*)::int as failed from public.sites

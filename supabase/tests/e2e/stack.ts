@@ -369,3 +369,24 @@ export async function cleanUp(sql: Sql, sites: Array<{ id: string; domain: strin
   }
   await sql`delete from public.hosting_health`;
 }
+
+/**
+ * Waits until every site is final, sampling meanwhile how many were provisioning under a valid
+ * lease at once (the database's own count, as the claim sees it); returns that peak. (Event
+ * timestamps cannot tell: `now()` is a transaction's start, not its commit.)
+ */
+export async function peakWhileDraining(sql: Sql, ids: string[], timeoutMs: number) {
+  let peak = 0;
+  const until = Date.now() + timeoutMs;
+  while (true) {
+    const [{ busy, open }] = await sql<{ busy: number; open: number }[]>`
+      select count(*) filter (where status_hosting = 'provisioning'
+                              and hosting_lease_until > now())::int as busy,
+             count(*) filter (where status_hosting not in ('active', 'failed'))::int as open
+      from public.sites where id = any(${ids}::uuid[])`;
+    peak = Math.max(peak, busy);
+    if (open === 0) return peak;
+    if (Date.now() > until) throw new Error(`${open} sites still open after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
