@@ -255,7 +255,7 @@ interface Logs {
 async function readLogs(): Promise<Logs> {
   return {
     calls: parseCalls(await readText(`${control}/calls.log`)),
-    gateway: parseGateway(await readText(`${logs}/api.log`)),
+    gateway: parseGateway(await readText(`${logs}/gateway.log`)),
     fn: parseJsonLines(await readText(`${logs}/functions.log`)),
     matomo: await matomoRequests(),
   };
@@ -469,7 +469,7 @@ async function callerCost() {
   for (;;) {
     await sleep(250);
     const [{ queued }] = await sql`select count(*)::int as queued from net.http_request_queue`;
-    const now = parseGateway(await readText(`${logs}/api.log`))
+    const now = parseGateway(await readText(`${logs}/gateway.log`))
       .filter((l) => l.method === "POST" && l.path === functionPath && l.arrived >= t0 - 2).length;
     if (now !== reached) stableSince = Date.now();
     reached = now;

@@ -51,7 +51,7 @@ async function lookEverywhere(sql: Parameters<Parameters<typeof e2e>[1]>[0]) {
   const stack = setting("HA_STACK_DIR");
   const places: Record<string, string> = {
     "function log": await readOr(`${stack}/logs/functions.log`),
-    "gateway log": await readOr(`${stack}/logs/api.log`),
+    "gateway log": await readOr(`${stack}/logs/gateway.log`),
     "Matomo stand-in log": await readOr(`${stack}/logs/matomo.log`),
     "clpctl calls.log": await readOr(`${setting("HA_CLOUDPANEL_DIR")}/control/calls.log`),
     "Matomo request log": JSON.stringify(
@@ -72,6 +72,11 @@ async function lookEverywhere(sql: Parameters<Parameters<typeof e2e>[1]>[0]) {
       convert_from(body, 'UTF8'), E'\n'), '') from net.http_request_queue`;
   for (const row of rows) places[row.place] = row.text;
   assert.ok(places["function log"].length > 10_000, "the suites before this one wrote a log");
+  // Every place is really read: a renamed log would otherwise be an empty place that always passes.
+  // (pg_net's queue is empty once everything is sent: it may be.)
+  for (const [place, text] of Object.entries(places)) {
+    if (place !== "net.http_request_queue") assert.ok(text.length > 0, `${place} is empty`);
+  }
   assert.ok(places["hosting_events"].includes("Domain could not be validated"), "and events");
 
   for (const [name, value] of await secrets()) {
