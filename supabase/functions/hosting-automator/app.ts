@@ -56,6 +56,27 @@ export function targetsOf(settings: Settings): Targets {
   };
 }
 
+/**
+ * When an invocation's time budget runs out with work left, it POSTs {} to the function itself
+ * with the dispatch token — what the trigger would send — so a fresh invocation goes on at once.
+ * Without a dispatch token there is no continuation; the sweeper goes on within a minute.
+ */
+function continuation(settings: Settings): (() => Promise<void>) | undefined {
+  const token = settings.dispatchToken;
+  if (!token) return undefined;
+  const url = `${settings.supabaseUrl.replace(/\/+$/, "")}/functions/v1/hosting-automator`;
+  return async () => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", apikey: token },
+      body: "{}",
+      signal: AbortSignal.timeout(settings.databaseTimeoutMs),
+    });
+    await response.body?.cancel();
+    if (response.status !== 202) throw new Error(`continuation answered ${response.status}`);
+  };
+}
+
 /** The function for `env`, with `waitUntil` for background work (EdgeRuntime's where present). */
 export function createApp(
   env: Record<string, string | undefined>,
@@ -113,7 +134,7 @@ export function createApp(
         ...(settings.dns && resolver
           ? { dns: { resolver, serverAddresses: settings.dns.serverAddresses } }
           : {}),
-      }, settings.lanes);
+      }, { ...settings.lanes, continueElsewhere: continuation(settings) });
       return { run, store };
     },
   });

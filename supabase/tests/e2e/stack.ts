@@ -321,8 +321,10 @@ export async function functionWith(overrides: Record<string, string>) {
   const { createApp } = await import("../../functions/hosting-automator/app.ts");
   const lines: string[] = [];
   const background: Promise<unknown>[] = [];
+  // No dispatch token: an instance of a test never hands left-over work to the served function.
+  const { HOSTING_DISPATCH_TOKEN: _served, ...env } = await functionEnv();
   const app = createApp(
-    { ...(await functionEnv()), ...overrides },
+    { ...env, ...overrides },
     (work) => background.push(work),
     (line) => lines.push(line),
   );

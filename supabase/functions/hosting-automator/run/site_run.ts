@@ -36,6 +36,11 @@ export interface Batch {
 export interface RunOptions {
   maxConcurrent: number;
   timeBudgetMs: number;
+  /**
+   * Asks a fresh invocation (a fresh wall clock) to go on with what is still due, when this one's
+   * budget ran out with work left: a burst drains without waiting for the next sweep.
+   */
+  continueElsewhere?: () => Promise<void>;
 }
 
 const isServerFailure = (code: string) =>
@@ -50,6 +55,8 @@ export class SiteRun {
   readonly #inFlight = new Map<string, { job: Job; claimedAt: number }>();
   #initial = 0;
   #stopped: string | undefined;
+  /** A lane stopped at the end of the time budget, so due work may be left. */
+  #budgetSpent = false;
 
   constructor(ctx: JobContext, options: RunOptions) {
     this.#ctx = ctx;
@@ -101,6 +108,19 @@ export class SiteRun {
     } finally {
       await this.#ctx.shell.close().catch(() => {});
     }
+    if (this.#budgetSpent && this.#stopped === undefined && this.#options.continueElsewhere) {
+      try {
+        await this.#options.continueElsewhere();
+        this.#ctx.log("info", "continued", {
+          msg: "time budget spent; a fresh invocation goes on",
+        });
+      } catch (error) {
+        // The sweeper goes on within a minute instead.
+        this.#ctx.log("warn", "continue_failed", {
+          msg: this.#ctx.redact((error as Error).message),
+        });
+      }
+    }
     return results;
   }
 
@@ -108,7 +128,10 @@ export class SiteRun {
     while (this.#stopped === undefined) {
       let job = this.#queue.shift();
       if (!job) {
-        if (this.#ctx.now().getTime() - this.#started >= this.#options.timeBudgetMs) return;
+        if (this.#ctx.now().getTime() - this.#started >= this.#options.timeBudgetMs) {
+          this.#budgetSpent = true;
+          return;
+        }
         try {
           const next = await this.#claim(undefined, 1);
           job = next.claimed.shift();

@@ -141,6 +141,66 @@ Deno.test("no new site is claimed once the time budget is spent", async () => {
   assert.equal(store.claims.length, 2);
 });
 
+Deno.test("a run whose budget ran out hands what is left to a fresh invocation, once", async () => {
+  const clock = new FakeClock();
+  const shell = freshServer();
+  shell.script["site:add:static"] = (c: RemoteCommand): ExecResult => {
+    clock.advance(40_000);
+    return ok(`Site ${c.line.match(/--domainName='([^']+)'/)?.[1]} has been added.`);
+  };
+  const store = new FakeStore([
+    { claimed: [job({ site_id: A, domain: "a.example.com" })], site: null },
+    { claimed: [job({ site_id: B, domain: "b.example.com" })], site: null },
+  ]);
+  let continued = 0;
+  const run = new SiteRun(context({ store, shell, now: clock.now }), {
+    ...options,
+    continueElsewhere: () => {
+      continued++;
+      return Promise.resolve();
+    },
+  });
+  await run.claim(A);
+  await run.run();
+  assert.equal(continued, 1, "the budget ran out with work possibly left: one continuation");
+
+  // A run that simply found nothing more to do asks nobody to go on.
+  const idle = new SiteRun(
+    context({
+      store: new FakeStore([
+        { claimed: [job({ site_id: A, domain: "a.example.com" })], site: null },
+      ]),
+    }),
+    {
+      ...options,
+      continueElsewhere: () => {
+        continued++;
+        return Promise.resolve();
+      },
+    },
+  );
+  await idle.claim(A);
+  await idle.run();
+  assert.equal(continued, 1, "no continuation when no due work was left");
+
+  // A failed continuation is logged, never thrown: the sweeper goes on instead.
+  const { log, lines } = memoryLog();
+  const failing = new SiteRun(
+    context({
+      store: new FakeStore([
+        { claimed: [job({ site_id: A, domain: "a.example.com" })], site: null },
+      ]),
+      shell,
+      now: clock.now,
+      log,
+    }),
+    { ...options, timeBudgetMs: 0, continueElsewhere: () => Promise.reject(new Error("no route")) },
+  );
+  await failing.claim(A);
+  await failing.run();
+  assert.ok(lines.some((l) => l.event === "continue_failed"));
+});
+
 Deno.test("claimed sites run side by side and the connection is closed once at the end", async () => {
   let running = 0;
   let peak = 0;
