@@ -436,7 +436,7 @@ async function callerCost() {
     let queued = 0;
     await sql.begin(async (tx) => {
       if (!withTrigger) {
-        await tx`alter table public.sites disable trigger hosting_automator_dispatch`;
+        await tx`alter table public.sites disable trigger hosting_automator_dispatch_update`;
       }
       const [{ before }] = await tx`select count(*)::int as before from net.http_request_queue`;
       const started = performance.now();
