@@ -238,6 +238,11 @@ as $$
     'delete_analytics', s.hosting_remove_analytics,
     'step', s.hosting_step, 'step_started_at', s.hosting_step_started_at,
     'server', s.hosting_server)
+    || coalesce((select jsonb_build_object(
+                   'server_user', h.ssh_user,
+                   'server_addresses', to_jsonb(array_remove(array[host(h.public_ipv4),
+                                                                   host(h.public_ipv6)], null)))
+                 from public.hosting_servers h where h.name = s.hosting_server), '{}'::jsonb)
 $$;
 
 -- A job carries its server's connection (null: the implicit server of SSH_HOST).

@@ -2,7 +2,6 @@
 // environment is passed in, never read here: index.ts reads it, and tests hand in their own.
 // Settings are checked and clients built once per instance, not per request.
 
-import { createHash } from "node:crypto";
 import { createClient } from "@supabase/supabase-js";
 import { createHandler, type Handler } from "./handler.ts";
 import { createResolver, type Resolver } from "./adapters/dns.ts";
@@ -10,6 +9,7 @@ import { type Analytics, createMatomoClient } from "./adapters/matomo.ts";
 import { createSshConnections, privateKeyProblem } from "./adapters/ssh.ts";
 import { createSupabaseStore, type HostingStore, type Targets } from "./adapters/store.ts";
 import { createRedactor } from "./core/redact.ts";
+import { digest, implicitHealth, jobServer, keyDigests, keySetting } from "./core/servers.ts";
 import { type LoadedSettings, loadSettings, secretsOf, type Settings } from "./core/settings.ts";
 import { generatePassword } from "./core/site_user.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
@@ -24,34 +24,30 @@ export interface App extends Handler {
 function checkedSettings(env: Record<string, string | undefined>): LoadedSettings {
   const loaded = loadSettings(env);
   if (!loaded.ok) return loaded;
-  const keyProblem = privateKeyProblem(
-    loaded.settings.ssh.privateKey,
-    loaded.settings.ssh.passphrase,
-  );
-  if (keyProblem === undefined) return loaded;
+  const { ssh } = loaded.settings;
+  const problems = [
+    { setting: "SSH_PRIVATE_KEY", message: privateKeyProblem(ssh.privateKey, ssh.passphrase) },
+    ...Object.entries(ssh.keys).map(([server, key]) => ({
+      setting: keySetting(server),
+      message: privateKeyProblem(key.privateKey, key.passphrase),
+    })),
+  ].filter((p): p is { setting: string; message: string } => p.message !== undefined);
+  if (problems.length === 0) return loaded;
   return {
     ok: false,
-    problems: [{ setting: "SSH_PRIVATE_KEY", message: keyProblem }],
+    problems,
     callerKeys: loaded.settings.callerKeys,
     dispatchToken: loaded.settings.dispatchToken,
   };
 }
 
-/** A short digest of settings, never the settings: a corrected value gives another digest. */
-const digest = (...parts: Array<string | undefined>) =>
-  `sha256:${
-    createHash("sha256").update(parts.map((p) => p ?? "").join("\n")).digest("hex")
-      .slice(0, 16)
-  }`;
-
-/** Which server and Matomo this instance talks to, and with which settings (as digests). */
+/** What this instance claims with: its implicit server, its keys and its Matomo, as digests. */
 export function targetsOf(settings: Settings): Targets {
   const { ssh, matomo } = settings;
+  const implicit = implicitHealth(ssh);
   return {
-    ssh: {
-      target: `ssh:${ssh.user}@${ssh.host}:${ssh.port}`,
-      credential: digest(ssh.hostKeyFingerprint, ssh.privateKey, ssh.passphrase),
-    },
+    ...(implicit ? { ssh: implicit } : {}),
+    sshKeys: keyDigests(ssh),
     matomo: { target: `matomo:${matomo.url}`, credential: digest(matomo.token) },
   };
 }
@@ -112,28 +108,27 @@ export function createApp(
         targetsOf(settings),
       );
       analytics ??= createMatomoClient(settings.matomo);
-      if (settings.dns) {
-        resolver ??= createResolver({ url: settings.dns.resolverUrl, ...settings.dns });
-      }
+      resolver ??= createResolver({ url: settings.dns.resolverUrl, ...settings.dns });
       // Each run gets its own redactor: it learns the run's generated passwords.
       const runRedact = createRedactor(secretsOf(settings));
+      const targets = targetsOf(settings);
       const run = new SiteRun({
-        shell: ssh.shell(settings.ssh),
+        servers: {
+          serverOf: (job) => jobServer(job.server, settings.ssh),
+          shell: (server) => ssh.shell(server.ssh),
+        },
+        matomoTarget: targets.matomo,
+        resolver,
         analytics,
         store,
         log: createLogger(runRedact, write),
         redact: runRedact,
         now: () => new Date(),
         newPassword: () => generatePassword(),
-        sshUser: settings.ssh.user,
         retry: settings.retry,
         analyticsRetry: settings.analyticsRetry,
         serverRetry: settings.serverRetry,
-        targets: targetsOf(settings),
         timeouts: settings.timeouts,
-        ...(settings.dns && resolver
-          ? { dns: { resolver, serverAddresses: settings.dns.serverAddresses } }
-          : {}),
       }, { ...settings.lanes, continueElsewhere: continuation(settings) });
       return { run, store };
     },

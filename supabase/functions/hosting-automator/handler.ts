@@ -7,7 +7,7 @@ import { toHostingError } from "./core/errors.ts";
 import { planRemoval, planSite } from "./core/plan.ts";
 import { parseBody, type Work } from "./core/request.ts";
 import type { LoadedSettings, Settings } from "./core/settings.ts";
-import type { HostingStore } from "./adapters/store.ts";
+import type { HostingStore, SiteRow } from "./adapters/store.ts";
 import type { Logger } from "./lib/log.ts";
 import type { SiteRun } from "./run/site_run.ts";
 
@@ -90,10 +90,18 @@ export function createHandler(runtime: Runtime): Handler {
     // not take it now; without a site, the plans of what is due.
     const sites = work.siteId ? (peek.site ? [peek.site] : []) : peek.due;
     const removal = work.deprovision;
-    const plans = sites.map((site) =>
-      removal
+    // The site's server decides the login (sudo or not) and whether the DNS check runs.
+    const loginOf = (site: SiteRow) =>
+      site.server ? site.server_user ?? "root" : settings.ssh.implicit?.user ?? "root";
+    const dnsCheckOf = (site: SiteRow) =>
+      (site.server ? site.server_addresses?.length : settings.ssh.implicit?.addresses?.length)
+        ? settings.dns.resolverUrl
+        : undefined;
+    const plans = sites.map((site) => ({
+      server: site.server ?? null,
+      ...(removal
         ? {
-          ...planRemoval(site, removal.deleteAnalytics, settings.ssh.user, settings.matomo.url),
+          ...planRemoval(site, removal.deleteAnalytics, loginOf(site), settings.matomo.url),
           // What hosting_request_removal would answer: a removed site changes nothing, and a
           // site a worker holds is refused.
           skip_reason: site.status_hosting === "removed"
@@ -103,10 +111,10 @@ export function createHandler(runtime: Runtime): Handler {
             : null,
         }
         : {
-          ...planSite(site, settings.ssh.user, settings.matomo.url, settings.dns?.resolverUrl),
+          ...planSite(site, loginOf(site), settings.matomo.url, dnsCheckOf(site)),
           skip_reason: site.due ? null : site.skip_reason ?? null,
-        }
-    );
+        }),
+    }));
     const skipped = work.siteId && !peek.site
       ? [{ site_id: work.siteId, domain: null, status: null, reason: "NOT_FOUND" }]
       : [];

@@ -3,7 +3,15 @@ import { HostingError } from "./core/errors.ts";
 import { loadSettings } from "./core/settings.ts";
 import { createHandler, MAX_BODY_BYTES, type Runtime } from "./handler.ts";
 import { SiteRun } from "./run/site_run.ts";
-import { context, FakeShell, FakeStore, freshServer, job, ok, siteRow } from "./testing/fakes.ts";
+import {
+  FakeShell,
+  FakeStore,
+  freshServer,
+  job,
+  ok,
+  runContext,
+  siteRow,
+} from "./testing/fakes.ts";
 
 const SERVICE_KEY = "service-role-key-for-tests-0123456789";
 const SECRET_KEY = "sb_secret_for_tests_abcdefghijklmnop";
@@ -31,7 +39,7 @@ function setup(
   const runtime: Runtime = {
     loaded: loadSettings(env),
     createRun: () => ({
-      run: new SiteRun(context({ store, shell }), { maxConcurrent: 3, timeBudgetMs: 60_000 }),
+      run: new SiteRun(runContext({ store, shell }), { maxConcurrent: 3, timeBudgetMs: 60_000 }),
       store,
     }),
     waitUntil: (work) => background.push(work),
@@ -88,18 +96,18 @@ Deno.test("the service-role key as Bearer and a secret key as apikey are both ac
 });
 
 Deno.test("missing settings give 500 listing {setting, message}, never a value, before any claim", async () => {
-  const { handler, store } = setup({ ...ENV, SSH_HOST: undefined, SSH_PORT: "not-a-port" });
+  const { handler, store } = setup({ ...ENV, MATOMO_URL: undefined, SSH_PORT: "not-a-port" });
   const response = await handler.fetch(post({ site_id: SITE }));
   assert.equal(response.status, 500);
   const body = await response.json();
   assert.equal(body.error.code, "CONFIGURATION");
-  assert.equal(body.error.message, "missing or invalid settings: SSH_HOST, SSH_PORT");
+  assert.equal(body.error.message, "missing or invalid settings: SSH_PORT, MATOMO_URL");
   assert.deepEqual(body.error.settings.map((p: { setting: string }) => p.setting), [
-    "SSH_HOST",
     "SSH_PORT",
+    "MATOMO_URL",
   ]);
-  assert.deepEqual(body.error.settings[0], { setting: "SSH_HOST", message: "missing" });
-  assert.equal(typeof body.error.settings[1].message, "string");
+  assert.deepEqual(body.error.settings[1], { setting: "MATOMO_URL", message: "missing" });
+  assert.equal(typeof body.error.settings[0].message, "string");
   assert.ok(!JSON.stringify(body).includes("not-a-port"));
   assert.deepEqual(store.claims, []);
 });
@@ -112,11 +120,11 @@ Deno.test("settings that do not fit together are a 500 naming the setting", asyn
 });
 
 Deno.test("an unauthenticated caller gets 401 and learns nothing about broken settings", async () => {
-  const { handler } = setup({ ...ENV, SSH_HOST: undefined });
+  const { handler } = setup({ ...ENV, MATOMO_URL: undefined });
   const response = await handler.fetch(post({}, { apikey: "wrong" }));
   assert.equal(response.status, 401);
   const text = await response.text();
-  assert.ok(!text.includes("SSH_HOST"), text);
+  assert.ok(!text.includes("MATOMO_URL"), text);
   assert.ok(!text.includes("CONFIGURATION"), text);
 });
 

@@ -8,13 +8,13 @@ import { Buffer } from "node:buffer";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { ExecResult, RemoteCommand } from "../core/cloudpanel.ts";
 import { HostingError } from "../core/errors.ts";
-import type { Settings } from "../core/settings.ts";
+import type { SshOptions } from "../core/servers.ts";
 import { withDeadline } from "../lib/deadline.ts";
 import type { Logger } from "../lib/log.ts";
 import { Semaphore } from "../lib/semaphore.ts";
 
 /** host, port, user, key, passphrase, pinned fingerprint, connect deadline, channel cap. */
-export type SshOptions = Settings["ssh"];
+export type { SshOptions };
 
 /** Runs commands on the server. Transport problems and deadlines throw a HostingError; what the
  * command itself printed and returned comes back as an ExecResult for classification. `close()`
@@ -67,7 +67,7 @@ export function connectionError(
   if (rejectedFingerprint !== undefined) {
     return new HostingError(
       "HOST_KEY_MISMATCH",
-      `${where} presented host key ${rejectedFingerprint}, not SSH_HOST_KEY_FINGERPRINT; no command was run`,
+      `${where} presented host key ${rejectedFingerprint}, not the pinned one; no command was run`,
       { step: "site", cause: error },
     );
   }

@@ -6,6 +6,7 @@
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { z } from "zod";
 import { HostingError } from "../core/errors.ts";
+import type { HealthTarget } from "../core/servers.ts";
 
 const siteRow = z.object({
   site_id: z.string(),
@@ -25,6 +26,10 @@ const siteRow = z.object({
   delete_analytics: z.boolean().optional(),
   step: z.string().nullable().optional(),
   step_started_at: z.string().nullable().optional(),
+  /** The listed server the site is placed on (null: the implicit server of SSH_HOST). */
+  server: z.string().nullable().optional(),
+  server_user: z.string().nullable().optional(),
+  server_addresses: z.array(z.string()).nullable().optional(),
 });
 export type SiteRow = z.infer<typeof siteRow>;
 
@@ -41,14 +46,27 @@ const job = z.object({
   analytics_failures: z.number().default(0),
   /** A removal: also delete the row's own Matomo site. */
   delete_analytics: z.boolean().optional(),
+  /** The site's listed server (public.hosting_servers); null: the implicit server of SSH_HOST. */
+  server: z.object({
+    name: z.string(),
+    host: z.string(),
+    port: z.number().int(),
+    user: z.string(),
+    host_key_fingerprint: z.string(),
+    addresses: z.array(z.string()),
+  }).nullable().default(null),
 });
 export type Job = z.infer<typeof job>;
 
 const claimAnswer = z.object({
   claimed: z.array(job),
   site: siteRow.nullable(),
-  paused: z.object({ ssh: z.string().nullable(), matomo: z.string().nullable() })
-    .default({ ssh: null, matomo: null }),
+  paused: z.object({
+    ssh: z.string().nullable(),
+    matomo: z.string().nullable(),
+    /** Listed servers paused now, by name. */
+    servers: z.record(z.string(), z.string()).default({}),
+  }).default({ ssh: null, matomo: null, servers: {} }),
 });
 export type ClaimAnswer = z.infer<typeof claimAnswer>;
 const healthAnswer = z.object({ paused_until: z.string().nullable(), failures: z.number() });
@@ -108,10 +126,12 @@ export interface RemovalFinish {
   eventCode?: string;
 }
 
-/** Which SSH server and Matomo this instance uses, and digests of the settings it uses them with. */
+/** What this instance claims with: its implicit server (SSH_HOST) if it has one, digests of the
+ * SSH keys it uses (core/servers.ts keyDigests), and its Matomo — digests, never secrets. */
 export interface Targets {
-  ssh: { target: string; credential: string };
-  matomo: { target: string; credential: string };
+  ssh?: HealthTarget;
+  sshKeys: Record<string, string>;
+  matomo: HealthTarget;
 }
 
 export interface HealthReport {
@@ -184,10 +204,12 @@ export function createSupabaseStore(
         p_lease_seconds: limits.leaseSeconds,
         p_max_attempts: limits.maxAttempts,
         p_analytics_lease_seconds: limits.analyticsLeaseSeconds,
-        p_ssh_target: targets.ssh.target,
-        p_ssh_credential: targets.ssh.credential,
+        p_ssh_target: targets.ssh?.target ?? null,
+        p_ssh_credential: targets.ssh?.credential ?? null,
         p_matomo_target: targets.matomo.target,
         p_matomo_credential: targets.matomo.credential,
+        p_ssh_keys: targets.sshKeys,
+        p_implicit_server: targets.ssh !== undefined,
       }, claimAnswer),
     recordEvent: async (event) => {
       await call("hosting_record_event", {

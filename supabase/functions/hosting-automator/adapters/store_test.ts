@@ -7,6 +7,7 @@ const KEY = "sb_secret_store_test_key_0123456789";
 const limits = { maxConcurrent: 3, leaseSeconds: 75, maxAttempts: 8, analyticsLeaseSeconds: 34 };
 const TARGETS = {
   ssh: { target: "ssh:root@cp.example.com:22", credential: "sha256:0011223344556677" },
+  sshKeys: { "*": "sha256:0011223344556677", "fra-1": "sha256:1122334455667788" },
   matomo: { target: "matomo:https://analytics.example.com", credential: "sha256:8899aabbccddeeff" },
 };
 
@@ -42,9 +43,10 @@ Deno.test("claim calls hosting_claim with the limits, targets and credential dig
   };
   const { store, calls } = storeWith(() => json({ claimed: [job], site: null }));
   const answer = await store.claim(undefined, 3);
-  assert.deepEqual(answer.claimed, [{ ...job, analytics_failures: 0 }]);
+  // A job without a server is the implicit server's (an older database answers so too).
+  assert.deepEqual(answer.claimed, [{ ...job, analytics_failures: 0, server: null }]);
   // An answer without the pause fields means nothing is paused.
-  assert.deepEqual(answer.paused, { ssh: null, matomo: null });
+  assert.deepEqual(answer.paused, { ssh: null, matomo: null, servers: {} });
   assert.equal(calls[0].url, "http://127.0.0.1:54321/rest/v1/rpc/hosting_claim");
   assert.equal(calls[0].apikey, KEY);
   assert.deepEqual(calls[0].body, {
@@ -58,7 +60,52 @@ Deno.test("claim calls hosting_claim with the limits, targets and credential dig
     p_ssh_credential: "sha256:0011223344556677",
     p_matomo_target: "matomo:https://analytics.example.com",
     p_matomo_credential: "sha256:8899aabbccddeeff",
+    p_ssh_keys: { "*": "sha256:0011223344556677", "fra-1": "sha256:1122334455667788" },
+    p_implicit_server: true,
   });
+});
+
+Deno.test("claim without an implicit server says so, and reads a job's listed server", async () => {
+  const server = {
+    name: "fra-1",
+    host: "10.0.0.1",
+    port: 2222,
+    user: "deploy",
+    host_key_fingerprint: "SHA256:n3ExG7bQ5wOkMcn6yM0vP8m2Dk3oH2V1q9nJbI2h5Zc",
+    addresses: ["203.0.113.1", "2001:db8::1"],
+  };
+  const calls: Array<Record<string, unknown>> = [];
+  const client = createClient("http://127.0.0.1:54321", KEY, {
+    auth: { persistSession: false, autoRefreshToken: false },
+    global: {
+      fetch: (async (input: string | URL | Request, init?: RequestInit) => {
+        calls.push(await new Request(input, init).json());
+        return json({
+          claimed: [{
+            kind: "provision",
+            site_id: "0b7e5a7c-5d2a-4a53-9d0e-8f0f6d0c1a11",
+            domain: "example.com",
+            attempt: 1,
+            claim_token: "f359c363-b32b-4dbb-b191-4d95129a7b29",
+            lease_until: "2026-11-26T12:10:00+00:00",
+            site_user: null,
+            doc_root: null,
+            matomo_site_id: null,
+            server,
+          }],
+          site: null,
+          paused: { ssh: null, matomo: null, servers: { "nbg-2": "2026-11-26T12:05:00+00:00" } },
+        });
+      }) as typeof fetch,
+    },
+  });
+  const { ssh: _implicit, ...targets } = TARGETS;
+  const store = createSupabaseStore(client, limits, 1000, targets);
+  const answer = await store.claim(undefined, 1);
+  assert.deepEqual(answer.claimed[0].server, server);
+  assert.deepEqual(answer.paused.servers, { "nbg-2": "2026-11-26T12:05:00+00:00" });
+  assert.equal(calls[0].p_ssh_target, null);
+  assert.equal(calls[0].p_implicit_server, false);
 });
 
 Deno.test("claim reads the pauses the database reports and a named site's skip reason", async () => {
@@ -89,7 +136,7 @@ Deno.test("claim reads the pauses the database reports and a named site's skip r
   assert.deepEqual(answer, {
     claimed: [],
     site,
-    paused: { ssh: "2026-11-26T12:05:00+00:00", matomo: null },
+    paused: { ssh: "2026-11-26T12:05:00+00:00", matomo: null, servers: {} },
   });
   assert.equal((calls[0].body as Record<string, unknown>).p_site_id, site.site_id);
   assert.equal((calls[0].body as Record<string, unknown>).p_limit, 1);

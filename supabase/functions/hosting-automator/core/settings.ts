@@ -3,6 +3,12 @@
 
 import { z } from "zod";
 import { isIpAddress } from "./dns.ts";
+import {
+  passphraseSetting,
+  type PrivateKey,
+  serverOfSetting,
+  type SshSettings,
+} from "./servers.ts";
 
 /** The settings in the shapes their consumers take: each group is handed over as it is. */
 export type Settings = ReturnType<typeof groups> & {
@@ -103,9 +109,18 @@ const knob = (name: keyof typeof TUNING) => {
   ).transform((value) => value ?? fallback);
 };
 
+const privateKeyText = z.string().transform(decodeMultiline).refine(
+  (key) =>
+    /^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z0-9 ]*PRIVATE KEY-----\n$/
+      .test(key),
+  "must be an OpenSSH or PEM private key (BEGIN/END lines; \\n escapes accepted)",
+);
+
 const ENVIRONMENT = z.object({
   SUPABASE_URL: required(httpUrl),
-  SSH_HOST: required(
+  // The implicit server, for sites without a listed server (public.hosting_servers): optional
+  // once every site has one; with SSH_HOST, SSH_HOST_KEY_FINGERPRINT is required.
+  SSH_HOST: optional(
     z.string().trim().regex(
       /^[A-Za-z0-9.:\-\[\]]+$/,
       "must be a host name or an IP address",
@@ -115,16 +130,9 @@ const ENVIRONMENT = z.object({
   SSH_USER: optional(
     z.string().trim().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Linux user name"),
   ).transform((v) => v ?? "root"),
-  SSH_PRIVATE_KEY: required(
-    z.string().transform(decodeMultiline).refine(
-      (key) =>
-        /^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z0-9 ]*PRIVATE KEY-----\n$/
-          .test(key),
-      "must be an OpenSSH or PEM private key (BEGIN/END lines; \\n escapes accepted)",
-    ),
-  ),
+  SSH_PRIVATE_KEY: required(privateKeyText),
   SSH_PRIVATE_KEY_PASSPHRASE: optional(z.string()),
-  SSH_HOST_KEY_FINGERPRINT: required(
+  SSH_HOST_KEY_FINGERPRINT: optional(
     z.string().trim().regex(
       /^SHA256:[A-Za-z0-9+/]{43}$/,
       "must be SHA256:… as ssh-keygen -lf prints it",
@@ -144,23 +152,63 @@ const ENVIRONMENT = z.object({
 
 type Tuning = Record<keyof typeof TUNING, number>;
 
+/**
+ * The per-server keys: SSH_PRIVATE_KEY__<NAME> (and SSH_PRIVATE_KEY_PASSPHRASE__<NAME>) for the
+ * listed server <name> (core/servers.ts keySetting). A passphrase without its key is a problem.
+ */
+function keyOverrides(env: Env): { keys: Record<string, PrivateKey>; problems: SettingProblem[] } {
+  const keys: Record<string, PrivateKey> = {};
+  const passphrases: Record<string, string> = {};
+  const problems: SettingProblem[] = [];
+  for (const [setting, value] of Object.entries(env)) {
+    const override = serverOfSetting(setting);
+    if (!override || blankIsAbsent(value) === undefined) continue;
+    if (override.part === "passphrase") {
+      passphrases[override.server] = value as string;
+      continue;
+    }
+    const parsed = privateKeyText.safeParse(value);
+    if (parsed.success) keys[override.server] = { privateKey: parsed.data };
+    else problems.push({ setting, message: parsed.error.issues[0]?.message ?? "invalid" });
+  }
+  for (const [server, passphrase] of Object.entries(passphrases)) {
+    if (keys[server]) keys[server].passphrase = passphrase;
+    else if (!problems.some((p) => serverOfSetting(p.setting)?.server === server)) {
+      problems.push({
+        setting: passphraseSetting(server),
+        message: "is set without its key (SSH_PRIVATE_KEY__ of the same server)",
+      });
+    }
+  }
+  return { keys, problems };
+}
+
 /** The checked environment as the groups the code hands to its parts, each as it is. */
-function groups(env: z.infer<typeof ENVIRONMENT>) {
+function groups(env: z.infer<typeof ENVIRONMENT>, keys: Record<string, PrivateKey> = {}) {
   const ms = (seconds: number) => seconds * 1000;
+  const ssh: SshSettings = {
+    ...(env.SSH_HOST === undefined || env.SSH_HOST_KEY_FINGERPRINT === undefined ? {} : {
+      implicit: {
+        host: env.SSH_HOST,
+        port: env.SSH_PORT,
+        user: env.SSH_USER,
+        hostKeyFingerprint: env.SSH_HOST_KEY_FINGERPRINT,
+        ...(env.HOSTING_SERVER_ADDRESSES === undefined
+          ? {}
+          : { addresses: env.HOSTING_SERVER_ADDRESSES }),
+      },
+    }),
+    privateKey: env.SSH_PRIVATE_KEY,
+    ...(env.SSH_PRIVATE_KEY_PASSPHRASE === undefined
+      ? {}
+      : { passphrase: env.SSH_PRIVATE_KEY_PASSPHRASE }),
+    keys,
+    connectTimeoutMs: ms(env.SSH_CONNECT_TIMEOUT_SECONDS),
+    maxChannels: env.SSH_MAX_CHANNELS,
+  };
   return {
     supabaseUrl: env.SUPABASE_URL,
-    ssh: {
-      host: env.SSH_HOST,
-      port: env.SSH_PORT,
-      user: env.SSH_USER,
-      privateKey: env.SSH_PRIVATE_KEY,
-      ...(env.SSH_PRIVATE_KEY_PASSPHRASE === undefined
-        ? {}
-        : { passphrase: env.SSH_PRIVATE_KEY_PASSPHRASE }),
-      hostKeyFingerprint: env.SSH_HOST_KEY_FINGERPRINT,
-      connectTimeoutMs: ms(env.SSH_CONNECT_TIMEOUT_SECONDS),
-      maxChannels: env.SSH_MAX_CHANNELS,
-    },
+    ssh,
     matomo: {
       url: env.MATOMO_URL,
       token: env.MATOMO_TOKEN_AUTH,
@@ -197,14 +245,12 @@ function groups(env: z.infer<typeof ENVIRONMENT>) {
       baseMs: ms(env.HOSTING_SERVER_RETRY_BASE_SECONDS),
       maxMs: ms(env.HOSTING_SERVER_RETRY_MAX_SECONDS),
     },
-    /** The DNS check before a certificate (run/provision.ts); null when no addresses are set. */
-    dns: env.HOSTING_SERVER_ADDRESSES === undefined ? null : {
-      serverAddresses: env.HOSTING_SERVER_ADDRESSES,
+    /** The DNS check before a certificate (run/provision.ts), for a server whose public addresses
+     * are known (a listed server's public_ipv4/ipv6, the implicit one's HOSTING_SERVER_ADDRESSES). */
+    dns: {
       resolverUrl: env.HOSTING_DNS_RESOLVER_URL,
       timeoutMs: ms(env.HOSTING_DNS_TIMEOUT_SECONDS),
     },
-    /** Where the dry run shows the DNS queries going (the check may be off: see dns). */
-    dnsResolverUrl: env.HOSTING_DNS_RESOLVER_URL,
     /** Command deadlines (run/provision.ts). */
     timeouts: {
       siteMs: ms(env.HOSTING_SITE_TIMEOUT_SECONDS),
@@ -258,6 +304,7 @@ function callers(env: Env) {
 export function loadSettings(env: Env): LoadedSettings {
   const who = callers(env);
   const parsed = ENVIRONMENT.safeParse(env);
+  const overrides = keyOverrides(env);
   // The whole is checked only once every setting is valid on its own.
   const problems = [
     ...who.problems,
@@ -267,14 +314,21 @@ export function loadSettings(env: Env): LoadedSettings {
         setting: String(issue.path[0] ?? "settings"),
         message: issue.message,
       }))),
+    ...overrides.problems,
   ];
+  if (
+    parsed.success && parsed.data.SSH_HOST !== undefined &&
+    parsed.data.SSH_HOST_KEY_FINGERPRINT === undefined
+  ) {
+    problems.push({ setting: "SSH_HOST_KEY_FINGERPRINT", message: "missing (SSH_HOST is set)" });
+  }
   if (!parsed.success || problems.length > 0 || who.databaseKey === undefined) {
     return { ok: false, problems, callerKeys: who.callerKeys, dispatchToken: who.dispatchToken };
   }
   return {
     ok: true,
     settings: {
-      ...groups(parsed.data),
+      ...groups(parsed.data, overrides.keys),
       databaseKey: who.databaseKey,
       callerKeys: who.callerKeys,
       dispatchToken: who.dispatchToken,
@@ -366,6 +420,7 @@ export function secretsOf(settings: Settings): string[] {
     ...settings.callerKeys,
     settings.ssh.privateKey,
     settings.ssh.passphrase ?? "",
+    ...Object.values(settings.ssh.keys).flatMap((key) => [key.privateKey, key.passphrase ?? ""]),
     settings.matomo.token,
     settings.dispatchToken ?? "",
   ].filter((s) => s !== "");

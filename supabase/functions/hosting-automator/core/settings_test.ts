@@ -52,11 +52,14 @@ Deno.test("a complete environment gives every setting, with the documented defau
     callerKeys: ["service-role-jwt.payload.signature"],
     dispatchToken: undefined,
     ssh: {
-      host: "cloudpanel.example.com",
-      port: 22,
-      user: "root",
+      implicit: {
+        host: "cloudpanel.example.com",
+        port: 22,
+        user: "root",
+        hostKeyFingerprint: FINGERPRINT,
+      },
       privateKey: PRIVATE_KEY,
-      hostKeyFingerprint: FINGERPRINT,
+      keys: {},
       connectTimeoutMs: 8_000,
       maxChannels: 4,
     },
@@ -78,8 +81,7 @@ Deno.test("a complete environment gives every setting, with the documented defau
     analyticsRetry: { baseDelayMs: 60_000, maxDelayMs: 3_600_000, maxAttempts: 10 },
     serverRetry: { baseMs: 60_000, maxMs: 900_000 },
     timeouts: { siteMs: 25_000, certificateMs: 40_000, checkMs: 8_000 },
-    dns: null,
-    dnsResolverUrl: "https://cloudflare-dns.com/dns-query",
+    dns: { resolverUrl: "https://cloudflare-dns.com/dns-query", timeoutMs: 3_000 },
   });
 });
 
@@ -91,10 +93,10 @@ Deno.test("optional SSH settings are read when given", () => {
     SSH_PRIVATE_KEY_PASSPHRASE: " a passphrase with spaces ",
     SSH_HOST: " 192.0.2.10 ",
   })).ssh;
-  assert.equal(ssh.port, 2222);
-  assert.equal(ssh.user, "deploy");
+  assert.equal(ssh.implicit?.port, 2222);
+  assert.equal(ssh.implicit?.user, "deploy");
   assert.equal(ssh.passphrase, " a passphrase with spaces ");
-  assert.equal(ssh.host, "192.0.2.10");
+  assert.equal(ssh.implicit?.host, "192.0.2.10");
 });
 
 Deno.test("an empty passphrase counts as none", () => {
@@ -118,9 +120,7 @@ Deno.test("the Matomo URL loses its trailing slashes", () => {
 Deno.test("each missing required setting is named", () => {
   const required = [
     "SUPABASE_URL",
-    "SSH_HOST",
     "SSH_PRIVATE_KEY",
-    "SSH_HOST_KEY_FINGERPRINT",
     "MATOMO_URL",
     "MATOMO_TOKEN_AUTH",
   ];
@@ -150,9 +150,7 @@ Deno.test("an empty environment names every required setting", () => {
     [
       "SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS",
       "SUPABASE_URL",
-      "SSH_HOST",
       "SSH_PRIVATE_KEY",
-      "SSH_HOST_KEY_FINGERPRINT",
       "MATOMO_URL",
       "MATOMO_TOKEN_AUTH",
     ].map((setting) => ({ setting, message: "missing" })),
@@ -261,7 +259,7 @@ Deno.test("the dispatch token is optional and read trimmed when at least 32 char
 });
 
 Deno.test("refused settings still carry the dispatch token, so its caller can be told apart", () => {
-  const loaded = loadSettings({ ...ENV, SSH_HOST: "", HOSTING_DISPATCH_TOKEN: DISPATCH });
+  const loaded = loadSettings({ ...ENV, SSH_PRIVATE_KEY: "", HOSTING_DISPATCH_TOKEN: DISPATCH });
   assert.equal(loaded.ok, false);
   assert.equal(!loaded.ok && loaded.dispatchToken, DISPATCH);
   assert.deepEqual(!loaded.ok && loaded.callerKeys, ["service-role-jwt.payload.signature"]);
@@ -589,21 +587,23 @@ Deno.test("secretsOf leaves out a passphrase and a dispatch token that are not s
 
 // --- the DNS check before a certificate -------------------------------------------------------------
 
-Deno.test("without HOSTING_SERVER_ADDRESSES the DNS check is off", () => {
-  assert.equal(settingsOf(loadSettings(ENV)).dns, null);
-  assert.equal(settingsOf(loadSettings({ ...ENV, HOSTING_SERVER_ADDRESSES: " " })).dns, null);
+Deno.test("without HOSTING_SERVER_ADDRESSES the implicit server has no addresses (its DNS check is off)", () => {
+  assert.equal(settingsOf(loadSettings(ENV)).ssh.implicit?.addresses, undefined);
+  assert.equal(
+    settingsOf(loadSettings({ ...ENV, HOSTING_SERVER_ADDRESSES: " " })).ssh.implicit?.addresses,
+    undefined,
+  );
 });
 
-Deno.test("the server's addresses turn the DNS check on, with the default resolver and 3 s", () => {
-  assert.deepEqual(
-    settingsOf(loadSettings({ ...ENV, HOSTING_SERVER_ADDRESSES: " 203.0.113.7, 2001:db8::7 " }))
-      .dns,
-    {
-      serverAddresses: ["203.0.113.7", "2001:db8::7"],
-      resolverUrl: "https://cloudflare-dns.com/dns-query",
-      timeoutMs: 3_000,
-    },
+Deno.test("the implicit server's addresses turn its DNS check on, with the default resolver and 3 s", () => {
+  const settings = settingsOf(
+    loadSettings({ ...ENV, HOSTING_SERVER_ADDRESSES: " 203.0.113.7, 2001:db8::7 " }),
   );
+  assert.deepEqual(settings.ssh.implicit?.addresses, ["203.0.113.7", "2001:db8::7"]);
+  assert.deepEqual(settings.dns, {
+    resolverUrl: "https://cloudflare-dns.com/dns-query",
+    timeoutMs: 3_000,
+  });
 });
 
 Deno.test("a resolver URL and DNS timeout of one's own are taken", () => {
@@ -613,12 +613,67 @@ Deno.test("a resolver URL and DNS timeout of one's own are taken", () => {
     HOSTING_DNS_RESOLVER_URL: "https://dns.google/resolve",
     HOSTING_DNS_TIMEOUT_SECONDS: "2",
   }));
-  assert.deepEqual(settings.dns, {
-    serverAddresses: ["203.0.113.7"],
-    resolverUrl: "https://dns.google/resolve",
-    timeoutMs: 2_000,
-  });
-  assert.equal(settings.dnsResolverUrl, "https://dns.google/resolve");
+  assert.deepEqual(settings.dns, { resolverUrl: "https://dns.google/resolve", timeoutMs: 2_000 });
+});
+
+// --- several servers --------------------------------------------------------------------------------
+
+Deno.test("without SSH_HOST there is no implicit server, and no fingerprint is needed", () => {
+  const { SSH_HOST: _h, SSH_HOST_KEY_FINGERPRINT: _f, ...rest } = ENV;
+  const ssh = settingsOf(loadSettings(rest)).ssh;
+  assert.equal(ssh.implicit, undefined);
+  assert.equal(ssh.privateKey, PRIVATE_KEY, "the default key is still the key of every server");
+});
+
+Deno.test("SSH_HOST without SSH_HOST_KEY_FINGERPRINT is refused: the implicit server is pinned too", () => {
+  const { SSH_HOST_KEY_FINGERPRINT: _f, ...rest } = ENV;
+  assert.deepEqual(problemsOf(loadSettings(rest)), [{
+    setting: "SSH_HOST_KEY_FINGERPRINT",
+    message: "missing (SSH_HOST is set)",
+  }]);
+});
+
+Deno.test("a server's own key (SSH_PRIVATE_KEY__<NAME>) is read for that server, with its passphrase", () => {
+  const ssh = settingsOf(loadSettings({
+    ...ENV,
+    SSH_PRIVATE_KEY__FRA_1: PRIVATE_KEY.replaceAll("\n", "\\n").replace("ZmFrZSBr", "QW5vdGhl"),
+    SSH_PRIVATE_KEY_PASSPHRASE__FRA_1: "fra passphrase",
+    SSH_PRIVATE_KEY__NBG: PRIVATE_KEY,
+  })).ssh;
+  assert.deepEqual(Object.keys(ssh.keys).sort(), ["fra-1", "nbg"]);
+  assert.equal(ssh.keys["fra-1"].passphrase, "fra passphrase");
+  assert.ok(ssh.keys["fra-1"].privateKey.includes("QW5vdGhl"), "the \\n escapes are decoded");
+  assert.equal(ssh.keys.nbg.passphrase, undefined);
+});
+
+Deno.test("a server key that is not a key, or a passphrase without its key, is refused by name", () => {
+  assert.deepEqual(
+    problemsOf(loadSettings({
+      ...ENV,
+      SSH_PRIVATE_KEY__FRA_1: "not a key",
+      SSH_PRIVATE_KEY_PASSPHRASE__NBG: "orphan",
+    })),
+    [
+      {
+        setting: "SSH_PRIVATE_KEY__FRA_1",
+        message: "must be an OpenSSH or PEM private key (BEGIN/END lines; \\n escapes accepted)",
+      },
+      {
+        setting: "SSH_PRIVATE_KEY_PASSPHRASE__NBG",
+        message: "is set without its key (SSH_PRIVATE_KEY__ of the same server)",
+      },
+    ],
+  );
+});
+
+Deno.test("secretsOf includes every server's own key and passphrase", () => {
+  const secrets = secretsOf(settingsOf(loadSettings({
+    ...ENV,
+    SSH_PRIVATE_KEY__FRA_1: PRIVATE_KEY.replace("ZmFrZSBr", "QW5vdGhl"),
+    SSH_PRIVATE_KEY_PASSPHRASE__FRA_1: "fra passphrase",
+  })));
+  assert.ok(secrets.some((secret) => secret.includes("QW5vdGhl")));
+  assert.ok(secrets.includes("fra passphrase"));
 });
 
 Deno.test("a server address that is not an IP address is refused by name", () => {

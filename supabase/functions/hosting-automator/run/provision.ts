@@ -26,7 +26,8 @@ import { siteUserCandidates } from "../core/site_user.ts";
 import { type Analytics, AUTH_PAUSE_MS } from "../adapters/matomo.ts";
 import type { Resolver } from "../adapters/dns.ts";
 import type { RemoteShell } from "../adapters/ssh.ts";
-import type { Finish, HostingStore, Job, Targets } from "../adapters/store.ts";
+import type { HealthTarget } from "../core/servers.ts";
+import type { Finish, HostingStore, Job } from "../adapters/store.ts";
 import type { Logger } from "../lib/log.ts";
 import { createJournal, type Journal } from "./journal.ts";
 
@@ -54,15 +55,16 @@ export interface JobContext {
   redact: Redactor;
   now: () => Date;
   newPassword: () => string;
+  /** The job's server: its shell (above), login user, and health target (targets.ssh). */
   sshUser: string;
   retry: RetryPolicy;
   analyticsRetry: AnalyticsPolicy;
   /** Backoff of a paused server, when the database cannot say (it normally decides). */
   serverRetry: { baseMs: number; maxMs: number };
-  targets: Targets;
+  targets: { ssh: HealthTarget; matomo: HealthTarget };
   timeouts: { siteMs: number; certificateMs: number; checkMs: number };
-  /** The DNS check before a certificate is requested; absent when HOSTING_SERVER_ADDRESSES is not
-   * set (the check is off). */
+  /** The DNS check before a certificate is requested; absent when the job's server has no public
+   * addresses (listed: public_ipv4/ipv6; implicit: HOSTING_SERVER_ADDRESSES): the check is off. */
   dns?: { resolver: Resolver; serverAddresses: string[] };
 }
 

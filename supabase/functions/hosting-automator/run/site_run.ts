@@ -1,9 +1,13 @@
 // One invocation's work: the first claim (what the caller is told was accepted), then the jobs run
 // side by side; each lane that finishes claims the next due site while the time budget lasts. A
-// server failure stops the run from claiming and hands back what it had not started.
+// server failure stops the run's work on that server only: what it had not started there is
+// handed back (the database pauses the server for every instance), other servers go on.
 
 import type { SkipReason } from "../core/decisions.ts";
-import { ERROR_CODES, type ErrorCode, toHostingError } from "../core/errors.ts";
+import { ERROR_CODES, type ErrorCode, HostingError, toHostingError } from "../core/errors.ts";
+import type { HealthTarget, JobServer } from "../core/servers.ts";
+import type { Resolver } from "../adapters/dns.ts";
+import type { RemoteShell } from "../adapters/ssh.ts";
 import type { Job } from "../adapters/store.ts";
 import {
   completeAnalytics,
@@ -46,22 +50,80 @@ export interface RunOptions {
 const isServerFailure = (code: string) =>
   (ERROR_CODES[code as ErrorCode] as { server?: boolean } | undefined)?.server === true;
 
+/** Where a job's server is and how to reach it (app.ts wires core/servers.ts and adapters/ssh.ts). */
+export interface ServerRouter {
+  /** The job's server; undefined when it has none (no listed server and no SSH_HOST). */
+  serverOf(job: Job): JobServer | undefined;
+  /** A shell to that server for one run (warm connections are the adapter's business). */
+  shell(server: JobServer): RemoteShell;
+}
+
+/** What a run shares between its jobs; each job gets its server's part (JobContext). */
+export type RunContext =
+  & Omit<JobContext, "shell" | "sshUser" | "targets" | "dns">
+  & {
+    servers: ServerRouter;
+    matomoTarget: HealthTarget;
+    /** The DNS check's resolver, used for servers whose public addresses are known. */
+    resolver?: Resolver;
+  };
+
+/** A job that needs no server (analytics) and has none still gets a shell: it refuses. */
+const noShell: RemoteShell = {
+  run: () => Promise.reject(new HostingError("INTERNAL", "this job has no server")),
+  close: () => Promise.resolve(),
+};
+
 /** The claims and lanes of one invocation (not a web Worker: plain promises on one thread). */
 export class SiteRun {
-  readonly #ctx: JobContext;
+  readonly #ctx: RunContext;
   readonly #options: RunOptions;
   readonly #started: number;
   readonly #queue: Job[] = [];
-  readonly #inFlight = new Map<string, { job: Job; claimedAt: number }>();
+  readonly #inFlight = new Map<string, { job: Job; ctx: JobContext; claimedAt: number }>();
+  /** This run's shells, one per server (a server that could not connect is not tried again). */
+  readonly #shells = new Map<string, RemoteShell>();
+  /** Servers (health targets) that failed in this run: none of their jobs is started any more. */
+  readonly #failedServers = new Map<string, string>();
   #initial = 0;
   #stopped: string | undefined;
   /** A lane stopped at the end of the time budget, so due work may be left. */
   #budgetSpent = false;
 
-  constructor(ctx: JobContext, options: RunOptions) {
+  constructor(ctx: RunContext, options: RunOptions) {
     this.#ctx = ctx;
     this.#options = options;
     this.#started = ctx.now().getTime();
+  }
+
+  /** The job's context: the run's, with its server's shell, user, health target and addresses. */
+  #jobContext(job: Job): JobContext | undefined {
+    const { servers, matomoTarget, resolver, ...shared } = this.#ctx;
+    const server = servers.serverOf(job);
+    if (!server) {
+      if (job.kind !== "analytics") return undefined;
+      return {
+        ...shared,
+        shell: noShell,
+        sshUser: "root",
+        targets: { ssh: { target: "ssh:none", credential: "" }, matomo: matomoTarget },
+      };
+    }
+    const key = server.health.target;
+    let shell = this.#shells.get(key);
+    if (!shell) {
+      shell = servers.shell(server);
+      this.#shells.set(key, shell);
+    }
+    return {
+      ...shared,
+      shell,
+      sshUser: server.ssh.user,
+      targets: { ssh: server.health, matomo: matomoTarget },
+      ...(resolver && server.addresses
+        ? { dns: { resolver, serverAddresses: server.addresses } }
+        : {}),
+    };
   }
 
   async #claim(siteId: string | undefined, limit: number) {
@@ -106,7 +168,7 @@ export class SiteRun {
     try {
       await Promise.all(lanes);
     } finally {
-      await this.#ctx.shell.close().catch(() => {});
+      await Promise.all([...this.#shells.values()].map((shell) => shell.close().catch(() => {})));
     }
     if (this.#budgetSpent && this.#stopped === undefined && this.#options.continueElsewhere) {
       try {
@@ -145,36 +207,59 @@ export class SiteRun {
         }
         if (!job) return;
       }
-      const result = await this.#runJob(job);
+      const ctx = this.#jobContext(job);
+      const failed = ctx && job.kind !== "analytics"
+        ? this.#failedServers.get(ctx.targets.ssh.target)
+        : undefined;
+      if (!ctx || failed !== undefined) {
+        // Its server failed in this run (the pause may not have reached the database), or it has
+        // none: given back unchanged, not attempted.
+        await this.#handBack(
+          [job],
+          failed ?? "the site has no server (no listed server, no SSH_HOST)",
+        );
+        // Claiming again could hand the same site straight back: this lane only takes what waits.
+        if (this.#queue.length === 0) return;
+        continue;
+      }
+      const result = await this.#runJob(job, ctx);
       results.push(result);
       if (result.error && isServerFailure(result.error.code)) {
-        await this.#stop(`the run stopped: ${result.error.code} on the server`);
+        await this.#serverFailed(ctx.targets.ssh.target, result.error.code);
       }
     }
   }
 
-  async #runJob(job: Job): Promise<SiteResult> {
-    const claimedAt = this.#ctx.now().getTime();
-    this.#inFlight.set(job.claim_token, { job, claimedAt });
+  async #runJob(job: Job, ctx: JobContext): Promise<SiteResult> {
+    const claimedAt = ctx.now().getTime();
+    this.#inFlight.set(job.claim_token, { job, ctx, claimedAt });
     try {
       return job.kind === "analytics"
-        ? await completeAnalytics(job, this.#ctx, claimedAt)
+        ? await completeAnalytics(job, ctx, claimedAt)
         : job.kind === "remove"
-        ? await removeSite(job, this.#ctx, claimedAt)
-        : await provisionSite(job, this.#ctx, claimedAt);
+        ? await removeSite(job, ctx, claimedAt)
+        : await provisionSite(job, ctx, claimedAt);
     } finally {
       this.#inFlight.delete(job.claim_token);
     }
   }
 
-  /** Takes no more work and gives back, unchanged, the claims not started yet. */
-  async #stop(reason: string): Promise<void> {
-    if (this.#stopped !== undefined) return;
-    this.#stopped = reason;
-    const unstarted = this.#queue.splice(0);
-    if (unstarted.length === 0) return;
+  /** A server failed: start nothing more on it in this run, give back what waits for it. */
+  async #serverFailed(target: string, code: string): Promise<void> {
+    if (this.#failedServers.has(target)) return;
+    const reason = `the run stopped on ${target}: ${code}`;
+    this.#failedServers.set(target, reason);
+    const mine = this.#queue.filter((job) =>
+      job.kind !== "analytics" && this.#jobContext(job)?.targets.ssh.target === target
+    );
+    if (mine.length === 0) return;
+    this.#queue.splice(0, this.#queue.length, ...this.#queue.filter((job) => !mine.includes(job)));
+    await this.#handBack(mine, reason);
+  }
+
+  async #handBack(jobs: Job[], reason: string): Promise<void> {
     try {
-      await this.#ctx.store.release(unstarted.map((job) => job.claim_token), reason);
+      await this.#ctx.store.release(jobs.map((job) => job.claim_token), reason);
     } catch (error) {
       // Their leases end on their own; the sweeper hands them out again then.
       this.#ctx.log("error", "release_failed", {
@@ -184,6 +269,15 @@ export class SiteRun {
     }
   }
 
+  /** Takes no more work and gives back, unchanged, the claims not started yet. */
+  async #stop(reason: string): Promise<void> {
+    if (this.#stopped !== undefined) return;
+    this.#stopped = reason;
+    const unstarted = this.#queue.splice(0);
+    if (unstarted.length === 0) return;
+    await this.#handBack(unstarted, reason);
+  }
+
   /** The runtime is about to stop this instance: take no more work, give back what runs now and
    * what waits, so the sites are retried at once instead of when their leases run out. */
   async interrupt(reason: string): Promise<void> {
@@ -191,10 +285,10 @@ export class SiteRun {
     this.#ctx.log("warn", "interrupted", { msg: reason, in_flight: running.length });
     await Promise.allSettled([
       this.#stop(`the edge runtime is shutting down (${reason})`),
-      ...running.map(({ job, claimedAt }) =>
+      ...running.map(({ job, ctx, claimedAt }) =>
         job.kind === "remove"
-          ? releaseInterruptedRemoval(job, this.#ctx, claimedAt, reason)
-          : releaseInterrupted(job, this.#ctx, claimedAt, reason)
+          ? releaseInterruptedRemoval(job, ctx, claimedAt, reason)
+          : releaseInterrupted(job, ctx, claimedAt, reason)
       ),
     ]);
   }

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import type { ExecResult, RemoteCommand } from "../core/cloudpanel.ts";
 import { HostingError } from "../core/errors.ts";
 import {
-  context,
   exit,
   FakeAnalytics,
   FakeClock,
@@ -12,8 +11,10 @@ import {
   job,
   memoryLog,
   ok,
+  runContext,
   siteRow,
   stateAnswer,
+  TEST_SSH,
 } from "../testing/fakes.ts";
 import { SiteRun } from "./site_run.ts";
 
@@ -27,7 +28,7 @@ Deno.test("a requested site is claimed alone and reported as accepted", async ()
     claimed: [job({ site_id: A, domain: "a.example.com" })],
     site: null,
   }]);
-  const run = new SiteRun(context({ store }), options);
+  const run = new SiteRun(runContext({ store }), options);
   const batch = await run.claim(A);
   assert.deepEqual(store.claims, [{ siteId: A, limit: 1 }]);
   assert.deepEqual(batch, {
@@ -46,7 +47,7 @@ Deno.test("a requested site that is not claimable is skipped with the reason, an
   });
   const store = new FakeStore([{ claimed: [], site: active }]);
   const shell = freshServer();
-  const run = new SiteRun(context({ store, shell }), options);
+  const run = new SiteRun(runContext({ store, shell }), options);
   const batch = await run.claim(A);
   assert.deepEqual(batch.skipped, [{
     site_id: A,
@@ -61,7 +62,7 @@ Deno.test("a requested site that is not claimable is skipped with the reason, an
 
 Deno.test("an unknown site id is reported as NOT_FOUND", async () => {
   const run = new SiteRun(
-    context({ store: new FakeStore([{ claimed: [], site: null }]) }),
+    runContext({ store: new FakeStore([{ claimed: [], site: null }]) }),
     options,
   );
   const batch = await run.claim(A);
@@ -82,7 +83,7 @@ Deno.test("the skip reason is the database's own verdict on the site", async () 
     ]
   ) {
     const site = siteRow({ site_id: A, skip_reason: reason });
-    const run = new SiteRun(context({ store: new FakeStore([{ claimed: [], site }]) }), options);
+    const run = new SiteRun(runContext({ store: new FakeStore([{ claimed: [], site }]) }), options);
     assert.deepEqual((await run.claim(A)).skipped, [{
       site_id: A,
       domain: "example.com",
@@ -94,7 +95,7 @@ Deno.test("the skip reason is the database's own verdict on the site", async () 
 
 Deno.test("every due site: the first claim asks for up to the concurrency limit", async () => {
   const store = new FakeStore();
-  await new SiteRun(context({ store }), options).claim();
+  await new SiteRun(runContext({ store }), options).claim();
   assert.deepEqual(store.claims, [{ siteId: undefined, limit: 3 }]);
 });
 
@@ -104,7 +105,7 @@ Deno.test("a lane that finishes its site claims the next due one until none is l
     { claimed: [job({ site_id: B, domain: "b.example.com" })], site: null },
     { claimed: [job({ site_id: C, domain: "c.example.com" })], site: null },
   ]);
-  const run = new SiteRun(context({ store }), options);
+  const run = new SiteRun(runContext({ store }), options);
   await run.claim(A);
   const results = await run.run();
   assert.deepEqual(results.map((r) => [r.domain, r.status]), [
@@ -133,7 +134,7 @@ Deno.test("no new site is claimed once the time budget is spent", async () => {
     { claimed: [job({ site_id: B, domain: "b.example.com" })], site: null },
     { claimed: [job({ site_id: C, domain: "c.example.com" })], site: null },
   ]);
-  const run = new SiteRun(context({ store, shell, now: clock.now }), options);
+  const run = new SiteRun(runContext({ store, shell, now: clock.now }), options);
   await run.claim(A);
   const results = await run.run();
   // a at 40 s → claims b (budget left) → b done at 80 s → stops.
@@ -153,7 +154,7 @@ Deno.test("a run whose budget ran out hands what is left to a fresh invocation, 
     { claimed: [job({ site_id: B, domain: "b.example.com" })], site: null },
   ]);
   let continued = 0;
-  const run = new SiteRun(context({ store, shell, now: clock.now }), {
+  const run = new SiteRun(runContext({ store, shell, now: clock.now }), {
     ...options,
     continueElsewhere: () => {
       continued++;
@@ -166,7 +167,7 @@ Deno.test("a run whose budget ran out hands what is left to a fresh invocation, 
 
   // A run that simply found nothing more to do asks nobody to go on.
   const idle = new SiteRun(
-    context({
+    runContext({
       store: new FakeStore([
         { claimed: [job({ site_id: A, domain: "a.example.com" })], site: null },
       ]),
@@ -186,7 +187,7 @@ Deno.test("a run whose budget ran out hands what is left to a fresh invocation, 
   // A failed continuation is logged, never thrown: the sweeper goes on instead.
   const { log, lines } = memoryLog();
   const failing = new SiteRun(
-    context({
+    runContext({
       store: new FakeStore([
         { claimed: [job({ site_id: A, domain: "a.example.com" })], site: null },
       ]),
@@ -227,7 +228,7 @@ Deno.test("claimed sites run side by side and the connection is closed once at t
     ],
     site: null,
   }]);
-  const run = new SiteRun(context({ store, shell }), options);
+  const run = new SiteRun(runContext({ store, shell }), options);
   await run.claim();
   const results = await run.run();
   assert.equal(results.length, 3);
@@ -250,7 +251,7 @@ Deno.test("an interruption hands running sites back and stops further claims", a
     { claimed: [job({ site_id: A, domain: "a.example.com" })], site: null },
     { claimed: [job({ site_id: B, domain: "b.example.com" })], site: null },
   ]);
-  const run = new SiteRun(context({ store, shell }), options);
+  const run = new SiteRun(runContext({ store, shell }), options);
   await run.claim(A);
   const done = run.run();
   await new Promise((resolve) => setTimeout(resolve, 0));
@@ -266,7 +267,7 @@ Deno.test("interrupting before the claims ran gives them all back unchanged", as
   const a = job({ site_id: A, domain: "a.example.com" });
   const b = job({ site_id: B, domain: "b.example.com" });
   const store = new FakeStore([{ claimed: [a, b], site: null }]);
-  const run = new SiteRun(context({ store }), options);
+  const run = new SiteRun(runContext({ store }), options);
   await run.claim();
   await run.interrupt("termination");
   assert.deepEqual(store.released, [{
@@ -288,7 +289,7 @@ Deno.test("an interrupted running site is handed back with its attempt refunded"
   };
   const a = job({ site_id: A, domain: "a.example.com" });
   const store = new FakeStore([{ claimed: [a], site: null }]);
-  const run = new SiteRun(context({ store, shell }), options);
+  const run = new SiteRun(runContext({ store, shell }), options);
   await run.claim(A);
   const done = run.run();
   await new Promise((resolve) => setTimeout(resolve, 0));
@@ -310,7 +311,8 @@ function failingFor(domain: string, code: "HOST_KEY_MISMATCH" | "SSH_UNREACHABLE
   return shell;
 }
 
-Deno.test("a server-level failure stops the run from claiming more sites", async () => {
+Deno.test("a server-level failure: nothing more is started on that server in this run", async () => {
+  const c = job({ site_id: C, domain: "c.example.com" });
   const store = new FakeStore([
     {
       claimed: [
@@ -319,17 +321,22 @@ Deno.test("a server-level failure stops the run from claiming more sites", async
       ],
       site: null,
     },
-    { claimed: [job({ site_id: C, domain: "c.example.com" })], site: null },
+    // The pause may not have reached the database: a later claim hands out the same server.
+    { claimed: [c], site: null },
   ]);
   const shell = failingFor("a.example.com", "HOST_KEY_MISMATCH");
-  const run = new SiteRun(context({ store, shell }), options);
+  const run = new SiteRun(runContext({ store, shell }), options);
   await run.claim();
   const results = await run.run();
   assert.deepEqual(results.map((r) => [r.domain, r.status, r.error?.code ?? null]), [
     ["a.example.com", "pending", "HOST_KEY_MISMATCH"],
     ["b.example.com", "active", null],
   ]);
-  assert.equal(store.claims.length, 1, "no claim after the server failed");
+  assert.deepEqual(store.released, [{
+    tokens: [c.claim_token],
+    reason: "the run stopped on ssh:root@cp.example.com:22: HOST_KEY_MISMATCH",
+  }], "the site claimed later for the failed server is given back, not attempted");
+  assert.ok(!shell.lines.some((line) => line.includes("c.example.com")), "c never ran");
   assert.equal(store.finishes.find((f) => f.siteId === A)?.refundAttempt, true);
   assert.equal(shell.closed, 1);
 });
@@ -343,7 +350,7 @@ Deno.test("after a server-level failure the claims not started yet are released 
     { claimed: [b, c], site: null },
   ]);
   const shell = failingFor("b.example.com", "SSH_UNREACHABLE");
-  const run = new SiteRun(context({ store, shell }), options);
+  const run = new SiteRun(runContext({ store, shell }), options);
   await run.claim(A);
   const results = await run.run();
   assert.deepEqual(results.map((r) => [r.domain, r.status]), [
@@ -352,10 +359,110 @@ Deno.test("after a server-level failure the claims not started yet are released 
   ]);
   assert.deepEqual(store.released, [{
     tokens: [c.claim_token],
-    reason: "the run stopped: SSH_UNREACHABLE on the server",
+    reason: "the run stopped on ssh:root@cp.example.com:22: SSH_UNREACHABLE",
   }]);
   assert.ok(!shell.lines.some((line) => line.includes("c.example.com")), "c never ran");
-  assert.equal(store.claims.length, 2);
+  // The lane asks once more; the database, which paused the server, answers nothing for it.
+  assert.equal(store.claims.length, 3);
+});
+
+const listed = (name: string) => ({
+  name,
+  host: `${name}.example.net`,
+  port: 22,
+  user: name === "beta" ? "deploy" : "root",
+  host_key_fingerprint: "SHA256:n3ExG7bQ5wOkMcn6yM0vP8m2Dk3oH2V1q9nJbI2h5Zc",
+  addresses: [],
+});
+
+Deno.test("a failing server stops only its own sites: the other server's go on in the same run", async () => {
+  const D = "44444444-4444-4444-8444-444444444444";
+  const a2 = job({ site_id: B, domain: "a2.example.com", server: listed("alpha") });
+  const b2 = job({ site_id: D, domain: "b2.example.com", server: listed("beta") });
+  const store = new FakeStore([
+    {
+      claimed: [
+        job({ site_id: A, domain: "a1.example.com", server: listed("alpha") }),
+        job({ site_id: C, domain: "b1.example.com", server: listed("beta") }),
+      ],
+      site: null,
+    },
+    { claimed: [a2, b2], site: null },
+  ]);
+  const alpha = failingFor("a1.example.com", "SSH_UNREACHABLE");
+  const beta = freshServer();
+  const ctx = runContext({ store, shells: { alpha, beta } });
+  const run = new SiteRun(ctx, { maxConcurrent: 2, timeBudgetMs: 60_000 });
+  await run.claim();
+  const results = await run.run();
+  assert.deepEqual(
+    results.map((r) => [r.domain, r.status]).sort(),
+    [["a1.example.com", "pending"], ["b1.example.com", "active"], ["b2.example.com", "active"]],
+  );
+  assert.deepEqual(store.released, [{
+    tokens: [a2.claim_token],
+    reason: "the run stopped on server:alpha: SSH_UNREACHABLE",
+  }]);
+  assert.ok(!alpha.lines.some((line) => line.includes("a2.example.com")), "a2 never ran");
+  assert.ok(
+    beta.lines.every((line) => /^{? ?sudo -n /.test(line)),
+    "beta's login is deploy: sudo",
+  );
+  assert.ok(!alpha.lines.some((line) => line.startsWith("sudo")), "alpha's is root");
+  assert.deepEqual(ctx.opened.sort(), ["alpha", "beta"], "one shell per server per run");
+  assert.deepEqual(
+    store.health.map((h) => [h.target, h.ok]),
+    [["server:alpha", false]],
+    "only alpha is paused",
+  );
+});
+
+Deno.test("a job on a listed server uses its own key and pins its own host key", async () => {
+  const store = new FakeStore([{
+    claimed: [job({ site_id: A, server: { ...listed("gamma"), addresses: ["203.0.113.9"] } })],
+    site: null,
+  }]);
+  const seen: Array<Record<string, unknown>> = [];
+  const shell = freshServer();
+  const ctx = runContext({
+    store,
+    ssh: { ...TEST_SSH, keys: { gamma: { privateKey: "gamma key", passphrase: "p" } } },
+  });
+  const servers = ctx.servers;
+  ctx.servers = {
+    serverOf: servers.serverOf,
+    shell: (server) => {
+      seen.push({ ...server.ssh, health: server.health.target, addresses: server.addresses });
+      return shell;
+    },
+  };
+  const run = new SiteRun(ctx, options);
+  await run.claim();
+  await run.run();
+  assert.deepEqual(seen, [{
+    host: "gamma.example.net",
+    port: 22,
+    user: "root",
+    hostKeyFingerprint: "SHA256:n3ExG7bQ5wOkMcn6yM0vP8m2Dk3oH2V1q9nJbI2h5Zc",
+    privateKey: "gamma key",
+    passphrase: "p",
+    connectTimeoutMs: 8_000,
+    maxChannels: 4,
+    health: "server:gamma",
+    addresses: ["203.0.113.9"],
+  }]);
+});
+
+Deno.test("a site without any server (no listed one, no SSH_HOST) is given back, never attempted", async () => {
+  const a = job({ site_id: A, domain: "a.example.com" });
+  const store = new FakeStore([{ claimed: [a], site: null }]);
+  const { implicit: _i, ...noImplicit } = TEST_SSH;
+  const shell = freshServer();
+  const run = new SiteRun(runContext({ store, shell, ssh: noImplicit }), options);
+  await run.claim();
+  assert.deepEqual(await run.run(), []);
+  assert.deepEqual(store.released.map((r) => r.tokens), [[a.claim_token]]);
+  assert.deepEqual(shell.lines, []);
 });
 
 Deno.test("a site's own failure does not stop the run", async () => {
@@ -368,7 +475,7 @@ Deno.test("a site's own failure does not stop the run", async () => {
     { claimed: [job({ site_id: A, domain: "a.example.com" })], site: null },
     { claimed: [job({ site_id: B, domain: "b.example.com" })], site: null },
   ]);
-  const run = new SiteRun(context({ store, shell }), options);
+  const run = new SiteRun(runContext({ store, shell }), options);
   await run.claim(A);
   const results = await run.run();
   assert.deepEqual(results.map((r) => [r.domain, r.status]), [
@@ -382,7 +489,7 @@ Deno.test("a release that fails is logged; the leases end on their own", async (
   const store = new FakeStore([{ claimed: [job({ site_id: A })], site: null }]);
   store.release = () => Promise.reject(new Error("hosting_release: connection reset"));
   const { log, lines } = memoryLog();
-  const run = new SiteRun(context({ store, log }), options);
+  const run = new SiteRun(runContext({ store, log }), options);
   await run.claim(A);
   await run.interrupt("termination");
   assert.ok(
@@ -396,7 +503,7 @@ Deno.test("a release that fails is logged; the leases end on their own", async (
 Deno.test("a claim that fails while draining ends that lane, logged, without losing the results", async () => {
   const store = new FakeStore([{ claimed: [job({ site_id: A })], site: null }]);
   const { log, lines } = memoryLog();
-  const run = new SiteRun(context({ store, log }), options);
+  const run = new SiteRun(runContext({ store, log }), options);
   await run.claim(A);
   store.claim = () => Promise.reject(new HostingError("DATABASE_ERROR", "hosting_claim: timeout"));
   const results = await run.run();
@@ -412,9 +519,9 @@ Deno.test("a Matomo pause the database reports on a claim is applied before any 
   const store = new FakeStore([{
     claimed: [job({ site_id: A })],
     site: null,
-    paused: { ssh: null, matomo: "2026-11-26T13:00:00.000Z" },
+    paused: { ssh: null, matomo: "2026-11-26T13:00:00.000Z", servers: {} },
   }]);
-  const run = new SiteRun(context({ store, analytics }), options);
+  const run = new SiteRun(runContext({ store, analytics }), options);
   await run.claim(A);
   assert.deepEqual(analytics.paused, new Date("2026-11-26T13:00:00Z"));
   const [result] = await run.run();

@@ -21,6 +21,8 @@ import type {
 } from "../adapters/store.ts";
 import type { Logger } from "../lib/log.ts";
 import type { JobContext } from "../run/provision.ts";
+import type { RunContext, ServerRouter } from "../run/site_run.ts";
+import { jobServer, type SshSettings } from "../core/servers.ts";
 
 export const ok = (stdout = ""): ExecResult => ({ code: 0, signal: null, stdout, stderr: "" });
 export const exit = (code: number, stdout: string, stderr = ""): ExecResult => ({
@@ -173,6 +175,7 @@ export function job(fields: Partial<Job> = {}): Job {
     doc_root: null,
     matomo_site_id: null,
     analytics_failures: 0,
+    server: null,
     ...fields,
   };
 }
@@ -220,7 +223,7 @@ export class FakeStore implements HostingStore {
   claim(siteId: string | undefined, limit: number): Promise<ClaimAnswer> {
     this.claims.push({ siteId, limit });
     const answer = this.claimAnswers.shift() ?? { claimed: [], site: null };
-    return Promise.resolve({ paused: { ssh: null, matomo: null }, ...answer });
+    return Promise.resolve({ paused: { ssh: null, matomo: null, servers: {} }, ...answer });
   }
   release(tokens: string[], reason: string) {
     this.released.push({ tokens, reason });
@@ -290,5 +293,46 @@ export function context(parts: Partial<JobContext> = {}): JobContext {
     },
     timeouts: { siteMs: 25_000, certificateMs: 40_000, checkMs: 8_000 },
     ...parts,
+  };
+}
+
+/** The SSH settings of the unit tests: an implicit server and the default key. */
+export const TEST_SSH: SshSettings = {
+  implicit: {
+    host: "cp.example.com",
+    port: 22,
+    user: "root",
+    hostKeyFingerprint: "SHA256:n3ExG7bQ5wOkMcn6yM0vP8m2Dk3oH2V1q9nJbI2h5Zc",
+  },
+  privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n",
+  keys: {},
+  connectTimeoutMs: 8_000,
+  maxChannels: 4,
+};
+
+/**
+ * A run's context: `shells` by server name ("" for the implicit server), else `shell` for every
+ * server; servers resolved from the job as app.ts does (core/servers.ts), with TEST_SSH.
+ */
+export function runContext(
+  parts: Partial<JobContext> & { shells?: Record<string, RemoteShell>; ssh?: SshSettings } = {},
+): RunContext & { opened: string[] } {
+  const { shells = {}, ssh = TEST_SSH, shell, sshUser: _u, targets, dns, ...rest } = parts;
+  const base = context(rest);
+  const opened: string[] = [];
+  const servers: ServerRouter = {
+    serverOf: (job) => jobServer(job.server, ssh),
+    shell: (server) => {
+      opened.push(server.name ?? "");
+      return shells[server.name ?? ""] ?? shell ?? base.shell;
+    },
+  };
+  const { shell: _s, sshUser: _v, targets: _t, dns: _d, ...shared } = base;
+  return {
+    ...shared,
+    servers,
+    matomoTarget: targets?.matomo ?? base.targets.matomo,
+    ...(dns ? { resolver: dns.resolver } : {}),
+    opened,
   };
 }
