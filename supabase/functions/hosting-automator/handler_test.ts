@@ -377,6 +377,34 @@ Deno.test("a dry run lists the DNS queries when the check is on, and none when i
   assert.deepEqual(plain.plans[0].dns_queries, []);
 });
 
+Deno.test("a dry run plans a site on its listed server: its login, its addresses' DNS check, its name", async () => {
+  const site = siteRow({
+    site_id: SITE,
+    server: "nbg-1",
+    server_user: "deploy",
+    server_addresses: ["203.0.113.20"],
+  });
+  const { handler } = setup(ENV, new FakeStore([], { due: [], site }));
+  const body = await (await handler.fetch(post({ site_id: SITE, dry_run: true }))).json();
+  assert.equal(body.plans[0].server, "nbg-1");
+  assert.ok(
+    body.plans[0].commands.every((c: string) => /^{? ?sudo -n /.test(c)),
+    "deploy is not root: every command through sudo -n",
+  );
+  assert.equal(body.plans[0].dns_queries.length, 4, "its public address turns the DNS check on");
+  const bare = siteRow({
+    site_id: SITE,
+    server: "fra-1",
+    server_user: "root",
+    server_addresses: [],
+  });
+  const off = setup(ENV, new FakeStore([], { due: [], site: bare }));
+  const plain = await (await off.handler.fetch(post({ site_id: SITE, dry_run: true }))).json();
+  assert.equal(plain.plans[0].server, "fra-1");
+  assert.deepEqual(plain.plans[0].dns_queries, [], "no addresses: no DNS check for that server");
+  assert.ok(!plain.plans[0].commands.some((c: string) => c.includes("sudo")));
+});
+
 Deno.test("a database failure while claiming answers 503", async () => {
   const store = new FakeStore();
   store.claim = () =>
