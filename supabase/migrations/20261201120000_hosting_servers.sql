@@ -56,6 +56,25 @@ comment on column public.sites.hosting_server is
 create index if not exists sites_hosting_server_idx on public.sites (hosting_server)
   where status_hosting <> 'removed';
 
+-- A server's pause is over before its time (corrected row or key): the sites that wait for exactly
+-- that pause (their next attempt is its end) are due now — and, through the sites trigger, woken.
+create or replace function public.hosting_lift_server_pause(p_server text, p_paused_until timestamptz)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_count integer;
+begin
+  update public.sites s set hosting_next_attempt_at = null
+  where s.hosting_server = p_server and s.status_hosting in ('pending', 'removing')
+    and s.hosting_next_attempt_at = p_paused_until;
+  get diagnostics v_count = row_count;
+  return v_count;
+end
+$$;
+
 -- A changed connection or host key is a corrected server: its pause is over.
 create or replace function public.hosting_on_server_change()
 returns trigger
@@ -65,6 +84,9 @@ as $$
 begin
   if (new.ssh_host, new.ssh_port, new.ssh_user, new.host_key_fingerprint)
      is distinct from (old.ssh_host, old.ssh_port, old.ssh_user, old.host_key_fingerprint) then
+    if old.paused_until > now() then
+      perform public.hosting_lift_server_pause(old.name, old.paused_until);
+    end if;
     new.paused_until := null;
     new.failures := 0;
     new.health_key := null;
@@ -341,10 +363,15 @@ begin
   end if;
   -- A listed server paused for a key the function no longer uses: the operator changed the key.
   if p_ssh_keys is not null then
-    update public.hosting_servers h
-    set paused_until = null, failures = 0, health_key = null
-    where h.paused_until > now()
-      and h.health_key is distinct from coalesce(p_ssh_keys ->> h.name, p_ssh_keys ->> '*');
+    with lifted as (
+      update public.hosting_servers h
+      set paused_until = null, failures = 0, health_key = null
+      from public.hosting_servers old_h
+      where old_h.name = h.name and h.paused_until > now()
+        and h.health_key is distinct from coalesce(p_ssh_keys ->> h.name, p_ssh_keys ->> '*')
+      returning h.name, old_h.paused_until
+    )
+    select count(public.hosting_lift_server_pause(l.name, l.paused_until)) into v_busy from lifted l;
   end if;
   v_ssh_paused := public.hosting_paused_until(p_ssh_target, p_ssh_credential);
   v_matomo_paused := public.hosting_paused_until(p_matomo_target, p_matomo_credential);
@@ -703,7 +730,8 @@ select
 revoke all on public.hosting_dns_targets, public.hosting_server_metrics from anon, authenticated;
 grant select on public.hosting_dns_targets, public.hosting_server_metrics to service_role;
 
-revoke execute on function public.hosting_on_server_change(), public.hosting_pick_server(),
+revoke execute on function public.hosting_lift_server_pause(text, timestamptz),
+  public.hosting_on_server_change(), public.hosting_pick_server(),
   public.hosting_on_site_insert(), public.hosting_on_server_reassign(),
   public.hosting_place(text), public.hosting_server_paused(public.hosting_servers, jsonb),
   public.hosting_claim(uuid, integer, integer, integer, integer, integer, text, text, text, text,

@@ -2,7 +2,7 @@
 -- per-server caps and pauses in the claim, the sweeper, per-server metrics, and the way an
 -- installation without servers keeps working.
 begin;
-select plan(47);
+select plan(49);
 
 set local client_min_messages = error;
 do $$
@@ -160,9 +160,16 @@ select is(jsonb_array_length(public.hosting_claim('e0000000-0000-4000-8000-00000
 select results_eq($$ select paused_until, failures from public.hosting_servers where name = 'alpha' $$,
   $$ values (null::timestamptz, 0) $$, '… and clears it on the row');
 select public.hosting_report_health('server:alpha', 'sha256:key-2', false, 'SSH_UNREACHABLE', 'down', 60, 900);
+update public.sites set status_hosting = 'pending', hosting_lease_until = null, hosting_claim_token = null,
+  hosting_next_attempt_at = (select paused_until from public.hosting_servers where name = 'alpha')
+where id = 'e0000000-0000-4000-8000-000000000013';
+select is(public.hosting_due_work(s), null, '(a site waits for alpha''s pause)')
+from public.sites s where id = 'e0000000-0000-4000-8000-000000000013';
 update public.hosting_servers set host_key_fingerprint = 'SHA256:' || repeat('D', 43) where name = 'alpha';
 select results_eq($$ select paused_until, failures, health_key from public.hosting_servers where name = 'alpha' $$,
   $$ values (null::timestamptz, 0, null::text) $$, 'a corrected row (a new fingerprint) ends the pause too');
+select is(public.hosting_due_work(s), 'provision', '… and the site that waited for that pause is due now')
+from public.sites s where id = 'e0000000-0000-4000-8000-000000000013';
 select throws_ok($$ select public.hosting_report_health('server:nobody', 'k', false, 'X', 'y') $$, 'P0002',
   null, 'a report about an unknown server is refused');
 
