@@ -26,6 +26,11 @@ export HA_SSH_PORT=$((HA_PORT_BASE + 5))      # OpenSSH with the clpctl stand-in
 export HA_MATOMO_PORT=$((HA_PORT_BASE + 6))   # Matomo stand-in
 export HA_EDGE_PORT=$((HA_PORT_BASE + 7))     # edge-runtime stand-in serving supabase/functions/*
 export HA_DNS_PORT=$((HA_PORT_BASE + 8))      # DNS-over-HTTPS stand-in (the DNS check's resolver)
+# The second CloudPanel stand-in, "server B", on an odd port on purpose (the bases are even):
+# these ports lie in Linux's ephemeral range, where connect() takes even source ports first, so a
+# client polling an even port that nothing listens on yet may be connected to itself (an ssh
+# client doing so hangs after the banner exchange).
+export HA_SSH_B_PORT=$((HA_PORT_BASE + 3))
 
 # Deno is pinned as its native binary package (tools/package.json), and HA_DENO is the one way to
 # reach it: the `deno` npm wrapper's lock leaves out its other platforms' optional packages, which

@@ -11,6 +11,45 @@ export const setting = stackSetting;
 
 export type Sql = ReturnType<typeof postgres>;
 
+/**
+ * A CloudPanel stand-in of the stack (local/standins/cloudpanel): "a" is the function's server (its
+ * SSH_* settings), "b" a second server of its own (`up b`) that only tests reach for now.
+ */
+export type Server = "a" | "b";
+
+interface ServerSettings {
+  /** its sshd's log, logs/<log>.log (every other field names a setting) */
+  log: string;
+  dir: string;
+  port: string;
+  keyFile: string;
+  knownHosts: string;
+  privateKey: string;
+  fingerprint: string;
+}
+
+/** The names each server's settings have in env.d/cloudpanel.env and env.d/cloudpanel-b.env. */
+const SERVERS: Record<Server, ServerSettings> = {
+  a: {
+    log: "cloudpanel",
+    dir: "HA_CLOUDPANEL_DIR",
+    port: "SSH_PORT",
+    keyFile: "HA_SSH_KEY_FILE",
+    knownHosts: "HA_SSH_KNOWN_HOSTS_FILE",
+    privateKey: "SSH_PRIVATE_KEY",
+    fingerprint: "SSH_HOST_KEY_FINGERPRINT",
+  },
+  b: {
+    log: "cloudpanel-b",
+    dir: "HA_CLOUDPANEL_B_DIR",
+    port: "HA_SSH_B_PORT",
+    keyFile: "HA_SSH_B_KEY_FILE",
+    knownHosts: "HA_SSH_B_KNOWN_HOSTS_FILE",
+    privateKey: "HA_SSH_B_PRIVATE_KEY",
+    fingerprint: "HA_SSH_B_HOST_KEY_FINGERPRINT",
+  },
+};
+
 /** Every setting the end-to-end tests read: the stack's stack.env and env.d/*.env. */
 const STACK_SETTINGS = [
   "HA_STACK_DIR",
@@ -19,10 +58,7 @@ const STACK_SETTINGS = [
   "SUPABASE_ANON_KEY",
   "SUPABASE_SERVICE_ROLE_KEY",
   "SUPABASE_SECRET_KEYS",
-  "SSH_PORT",
-  "HA_CLOUDPANEL_DIR",
-  "HA_SSH_KEY_FILE",
-  "HA_SSH_KNOWN_HOSTS_FILE",
+  ...Object.values(SERVERS).flatMap(({ log: _, ...settings }) => Object.values(settings)),
   "HA_MATOMO_CONTROL_URL",
   "HA_DNS_CONTROL_URL",
   "HA_DISPATCH_TOKEN",
@@ -129,37 +165,55 @@ export function secretKey(): string {
   return JSON.parse(setting("SUPABASE_SECRET_KEYS")).default;
 }
 
-// --- the CloudPanel server (local/standins/cloudpanel) --------------------------------------
+// --- the CloudPanel servers (local/standins/cloudpanel); server A unless a test names another ---
 
-const cloudpanel = () => setting("HA_CLOUDPANEL_DIR");
+/** The server's folder on the host: control/ (faults, calls.log) and home/ (its /home). */
+const cloudpanel = (server: Server) => setting(SERVERS[server].dir);
+
+/** The settings that point a function instance (functionWith) at the server. */
+export function sshSettings(server: Server = "a"): Record<string, string> {
+  const names = SERVERS[server];
+  return {
+    SSH_HOST: "127.0.0.1",
+    SSH_PORT: setting(names.port),
+    SSH_USER: "root",
+    SSH_PRIVATE_KEY: setting(names.privateKey),
+    SSH_HOST_KEY_FINGERPRINT: setting(names.fingerprint),
+  };
+}
 
 /** Switches a clpctl fault on for one domain (see the stand-in's header for names and words). */
-export async function cloudpanelFault(domain: string, fault: string, words = ""): Promise<void> {
-  const dir = `${cloudpanel()}/control/domains/${domain}`;
+export async function cloudpanelFault(
+  domain: string,
+  fault: string,
+  words = "",
+  server: Server = "a",
+): Promise<void> {
+  const dir = `${cloudpanel(server)}/control/domains/${domain}`;
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(`${dir}/${fault}`, `${words}\n`);
 }
 
-export async function clearCloudpanelFaults(domain: string): Promise<void> {
-  await Deno.remove(`${cloudpanel()}/control/domains/${domain}`, { recursive: true }).catch(
+export async function clearCloudpanelFaults(domain: string, server: Server = "a"): Promise<void> {
+  await Deno.remove(`${cloudpanel(server)}/control/domains/${domain}`, { recursive: true }).catch(
     () => {},
   );
 }
 
 /** clpctl calls for the domain: "verb exit-code" each, from the server's calls.log. */
-export async function clpctlCalls(domain: string): Promise<string[]> {
-  const log = await Deno.readTextFile(`${cloudpanel()}/control/calls.log`).catch(() => "");
+export async function clpctlCalls(domain: string, server: Server = "a"): Promise<string[]> {
+  const log = await Deno.readTextFile(`${cloudpanel(server)}/control/calls.log`).catch(() => "");
   return log.split("\n").map((line) => line.split("\t"))
     .filter((fields) => fields[2] === domain)
     .map((fields) => `${fields[1]} ${fields[3]}`);
 }
 
 /** CloudPanel's own inventory rows for the domain (read from the server's disk). */
-export async function inventory(domain: string): Promise<string[]> {
+export async function inventory(domain: string, server: Server = "a"): Promise<string[]> {
   const output = await new Deno.Command("sqlite3", {
     args: [
       "-readonly",
-      `${cloudpanel()}${INVENTORY_PATH}`,
+      `${cloudpanel(server)}${INVENTORY_PATH}`,
       `select domain_name || ' ' || user from site where domain_name = '${domain}'`,
     ],
   }).output();
@@ -167,22 +221,26 @@ export async function inventory(domain: string): Promise<string[]> {
 }
 
 /** A directory on the server's disk (its /home lives in the stand-in's state folder). */
-export async function serverHasDirectory(path: string): Promise<boolean> {
-  const stat = await Deno.stat(`${cloudpanel()}${path}`).catch(() => undefined);
+export async function serverHasDirectory(path: string, server: Server = "a"): Promise<boolean> {
+  const stat = await Deno.stat(`${cloudpanel(server)}${path}`).catch(() => undefined);
   return stat?.isDirectory ?? false;
 }
 
 /** Runs a command on the CloudPanel server as root, over the real SSH server. */
-export async function onServer(command: string): Promise<{ code: number; stdout: string }> {
+export async function onServer(
+  command: string,
+  server: Server = "a",
+): Promise<{ code: number; stdout: string }> {
+  const names = SERVERS[server];
   const output = await new Deno.Command("ssh", {
     args: [
       "-T",
       "-i",
-      setting("HA_SSH_KEY_FILE"),
+      setting(names.keyFile),
       "-p",
-      setting("SSH_PORT"),
+      setting(names.port),
       "-o",
-      `UserKnownHostsFile=${setting("HA_SSH_KNOWN_HOSTS_FILE")}`,
+      `UserKnownHostsFile=${setting(names.knownHosts)}`,
       "-o",
       "StrictHostKeyChecking=yes",
       "-o",
@@ -195,11 +253,16 @@ export async function onServer(command: string): Promise<{ code: number; stdout:
   return { code: output.code, stdout: new TextDecoder().decode(output.stdout) };
 }
 
-/** Successful SSH logins so far, from the server's log. */
-export async function sshLogins(): Promise<number> {
-  const log = await Deno.readTextFile(`${setting("HA_STACK_DIR")}/logs/cloudpanel.log`)
+/** The lines of the server's sshd log (logs/cloudpanel.log, logs/cloudpanel-b.log). */
+async function sshdLog(server: Server): Promise<string[]> {
+  const log = await Deno.readTextFile(`${setting("HA_STACK_DIR")}/logs/${SERVERS[server].log}.log`)
     .catch(() => "");
-  return log.split("\n").filter((line) => line.includes("Accepted publickey")).length;
+  return log.split("\n");
+}
+
+/** Successful SSH logins so far, from the server's log. */
+export async function sshLogins(server: Server = "a"): Promise<number> {
+  return (await sshdLog(server)).filter((line) => line.includes("Accepted publickey")).length;
 }
 
 // --- the Matomo stand-in ---------------------------------------------------------------------
@@ -273,10 +336,8 @@ export async function withoutDispatch<T>(sql: Sql, fn: () => Promise<T>): Promis
 // --- counting what reached the servers, and breaking the stack on purpose ----------------------
 
 /** TCP connections the SSH server accepted so far (its LogLevel VERBOSE "Connection from"). */
-export async function sshConnections(): Promise<number> {
-  const log = await Deno.readTextFile(`${setting("HA_STACK_DIR")}/logs/cloudpanel.log`)
-    .catch(() => "");
-  return log.split("\n").filter((line) => line.startsWith("Connection from ")).length;
+export async function sshConnections(server: Server = "a"): Promise<number> {
+  return (await sshdLog(server)).filter((line) => line.startsWith("Connection from ")).length;
 }
 
 export interface MatomoRequest {
@@ -360,13 +421,17 @@ export async function insertSite(
 }
 
 /**
- * Removes test sites whatever state they are in: the faults, the CloudPanel site (with the
- * product's own delete command, as an operator would), the row with its events, and any pause.
+ * Removes test sites whatever state they are in: the faults, the CloudPanel site on `server` (with
+ * the product's own delete command, as an operator would), the row with its events, and any pause.
  */
-export async function cleanUp(sql: Sql, sites: Array<{ id: string; domain: string }>) {
+export async function cleanUp(
+  sql: Sql,
+  sites: Array<{ id: string; domain: string }>,
+  server: Server = "a",
+) {
   for (const { id, domain } of sites) {
-    await clearCloudpanelFaults(domain);
-    await onServer(deleteSite(domain, "root").line);
+    await clearCloudpanelFaults(domain, server);
+    await onServer(deleteSite(domain, "root").line, server);
     if (id) await removeSite(sql, id);
   }
   await sql`delete from public.hosting_health`;
