@@ -56,8 +56,9 @@ comment on column public.sites.hosting_server is
 create index if not exists sites_hosting_server_idx on public.sites (hosting_server)
   where status_hosting <> 'removed';
 
--- A server's pause is over before its time (corrected row or key): the sites that wait for exactly
--- that pause (their next attempt is its end) are due now — and, through the sites trigger, woken.
+-- A server's pause is over before its time (corrected row or key): its sites whose next attempt
+-- falls within the pause could not have gone on before its end anyway (each failure of a run may
+-- have pushed its site to a later end), so they are due now — and, through the sites trigger, woken.
 create or replace function public.hosting_lift_server_pause(p_server text, p_paused_until timestamptz)
 returns integer
 language plpgsql
@@ -67,9 +68,11 @@ as $$
 declare
   v_count integer;
 begin
+  -- (+ 1 ms: the function writes that end back as a JavaScript Date, in milliseconds)
   update public.sites s set hosting_next_attempt_at = null
   where s.hosting_server = p_server and s.status_hosting in ('pending', 'removing')
-    and s.hosting_next_attempt_at = p_paused_until;
+    and s.hosting_next_attempt_at > now()
+    and s.hosting_next_attempt_at <= p_paused_until + interval '1 millisecond';
   get diagnostics v_count = row_count;
   return v_count;
 end
@@ -738,7 +741,8 @@ revoke execute on function public.hosting_lift_server_pause(text, timestamptz),
                        jsonb, boolean),
   public.hosting_on_site_active()
   from public, anon, authenticated;
-grant execute on function public.hosting_pick_server(), public.hosting_place(text),
+grant execute on function public.hosting_lift_server_pause(text, timestamptz),
+  public.hosting_pick_server(), public.hosting_place(text),
   public.hosting_server_paused(public.hosting_servers, jsonb),
   public.hosting_claim(uuid, integer, integer, integer, integer, integer, text, text, text, text,
                        jsonb, boolean)

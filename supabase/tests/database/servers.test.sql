@@ -2,7 +2,7 @@
 -- per-server caps and pauses in the claim, the sweeper, per-server metrics, and the way an
 -- installation without servers keeps working.
 begin;
-select plan(49);
+select plan(53);
 
 set local client_min_messages = error;
 do $$
@@ -161,15 +161,25 @@ select results_eq($$ select paused_until, failures from public.hosting_servers w
   $$ values (null::timestamptz, 0) $$, '… and clears it on the row');
 select public.hosting_report_health('server:alpha', 'sha256:key-2', false, 'SSH_UNREACHABLE', 'down', 60, 900);
 update public.sites set status_hosting = 'pending', hosting_lease_until = null, hosting_claim_token = null,
-  hosting_next_attempt_at = (select paused_until from public.hosting_servers where name = 'alpha')
+  -- as the function writes it back: a JavaScript Date, in milliseconds
+  hosting_next_attempt_at = (select date_trunc('milliseconds', paused_until) from public.hosting_servers
+                             where name = 'alpha')
 where id = 'e0000000-0000-4000-8000-000000000013';
+-- another failure in the same run paused alpha to an earlier end for this one
+insert into public.sites (id, domain, status_dns, hosting_server, hosting_next_attempt_at) values
+  ('e0000000-0000-4000-8000-000000000031', 'earlier.example.com', 'active', 'alpha',
+   (select paused_until - interval '30 seconds' from public.hosting_servers where name = 'alpha'));
 select is(public.hosting_due_work(s), null, '(a site waits for alpha''s pause)')
 from public.sites s where id = 'e0000000-0000-4000-8000-000000000013';
 update public.hosting_servers set host_key_fingerprint = 'SHA256:' || repeat('D', 43) where name = 'alpha';
 select results_eq($$ select paused_until, failures, health_key from public.hosting_servers where name = 'alpha' $$,
   $$ values (null::timestamptz, 0, null::text) $$, 'a corrected row (a new fingerprint) ends the pause too');
-select is(public.hosting_due_work(s), 'provision', '… and the site that waited for that pause is due now')
-from public.sites s where id = 'e0000000-0000-4000-8000-000000000013';
+select results_eq($$ select public.hosting_due_work(s) from public.sites s
+                     where id in ('e0000000-0000-4000-8000-000000000013',
+                                  'e0000000-0000-4000-8000-000000000031') $$,
+  $$ values ('provision'), ('provision') $$,
+  '… and every site that waited within that pause is due now');
+delete from public.sites where id = 'e0000000-0000-4000-8000-000000000031';
 select throws_ok($$ select public.hosting_report_health('server:nobody', 'k', false, 'X', 'y') $$, 'P0002',
   null, 'a report about an unknown server is refused');
 
@@ -204,6 +214,20 @@ select is(public.hosting_claim('e0000000-0000-4000-8000-000000000001', p_implici
   #>> '{site,skip_reason}', 'NO_SERVER',
   'a site without a server, when the function has no SSH_HOST, is skipped NO_SERVER');
 select is(public.hosting_automator_sweep(), 0, '… and the sweeper, told so by that claim, does not wake it for it');
+
+-- the function's own role can do all of it (its grants)
+set local role service_role;
+select lives_ok($$ select public.hosting_claim(p_ssh_keys => '{"*": "sha256:k"}', p_implicit_server => false) $$,
+  'service_role claims with key digests');
+select lives_ok($$ select public.hosting_report_health('server:beta', 'k', false, 'SSH_UNREACHABLE', 'x') $$,
+  'service_role reports a listed server''s health');
+select lives_ok($$ select * from public.hosting_dns_targets, public.hosting_server_metrics $$,
+  'service_role reads the DNS targets and the per-server metrics');
+reset role;
+select throws_ok($$ set local role authenticated; select * from public.hosting_servers $$, '42501', null,
+  'authenticated users cannot read hosting_servers');
+reset role;
+update public.hosting_servers set paused_until = null where name = 'beta';
 
 -- metrics per server
 select results_eq($$ select server, sites_provisioning, max_concurrent, paused

@@ -108,7 +108,12 @@ export function serverState(domain: string, candidates: string[], sshUser: strin
     "from site s left join certificate c on c.id = s.certificate_id " +
     `where s.domain_name in (${literal(domain)}, ${literal(twinOf(domain))}) ` +
     `or s.user in (${users})`;
-  const inventory = asUser(`sqlite3 -readonly -json ${INVENTORY_PATH} ${shellQuote(sql)}`, sshUser);
+  // clpctl writes the same database: a read that meets its lock waits for it (up to 3 s) instead
+  // of failing at once with "database is locked" (docs/cloudpanel.md#the-inventory).
+  const inventory = asUser(
+    `sqlite3 -readonly -cmd '.timeout 3000' -json ${INVENTORY_PATH} ${shellQuote(sql)}`,
+    sshUser,
+  );
   const passwd = asUser(`getent passwd ${candidates.map(shellQuote).join(" ")}`, sshUser);
   // Each marker starts on a line of its own, even after output without a final newline.
   const line = `{ ${inventory}; } 2>&1; printf '\\n${MARK} inventory %s\\n' "$?"; ` +

@@ -62,7 +62,7 @@ Deno.test("a non-root SSH user runs every command through sudo -n", () => {
     "sudo -n clpctl site:delete --domainName='example.com' --force",
   );
   const probe = serverState("example.com", ["example_com"], user).line;
-  assert.ok(probe.startsWith("{ sudo -n sqlite3 -readonly -json "), probe);
+  assert.ok(probe.startsWith("{ sudo -n sqlite3 -readonly -cmd '.timeout 3000' -json "), probe);
   assert.ok(probe.includes("; { sudo -n getent passwd 'example_com'; } 2>&1;"), probe);
   assert.equal(
     docRootCheck("/home/example_com/htdocs/example.com", user).line,
@@ -184,7 +184,9 @@ Deno.test("the probe reads the inventory for the domain, its twin and the candid
     `or s.user in ('example_com', 'example_com-2')`;
   assert.equal(
     command.line,
-    `{ sqlite3 -readonly -json /home/clp/htdocs/app/data/db.sq3 ${shellQuote(sql)}; } 2>&1; ` +
+    `{ sqlite3 -readonly -cmd '.timeout 3000' -json /home/clp/htdocs/app/data/db.sq3 ${
+      shellQuote(sql)
+    }; } 2>&1; ` +
       `printf '\\n@@hosting-automator inventory %s\\n' "$?"; ` +
       `{ getent passwd 'example_com' 'example_com-2'; } 2>&1; ` +
       `printf '\\n@@hosting-automator passwd %s\\n' "$?"`,
@@ -262,10 +264,10 @@ printf '%s\\n' 'root:x:0:0:root:/root:/bin/bash' \
   "o'hara_com:x:1004:1004::/home/o'hara_com:/bin/bash" > "$PASSWD"
 ${
     server.sqlite3 ?? `sqlite3() {
-  if [ "$#" -ne 4 ] || [ "$1 $2 $3" != "-readonly -json ${INVENTORY_PATH}" ]; then
+  if [ "$#" -ne 6 ] || [ "$1 $2 $3 $4 $5" != "-readonly -cmd .timeout 3000 -json ${INVENTORY_PATH}" ]; then
     echo "unexpected sqlite3 arguments: $*" >&2; return 2
   fi
-  command sqlite3 -readonly -json "$DB" "$4"
+  command sqlite3 -readonly -cmd '.timeout 3000' -json "$DB" "$6"
 }`
   }
 ${

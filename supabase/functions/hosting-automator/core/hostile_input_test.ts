@@ -149,17 +149,19 @@ Deno.test("the server read passes a hostile value as one SQL literal and one get
     const value = NUL_FREE(hostile(next));
     if (value === "") continue;
     const [inventory, passwd] = await argvs([serverState(value, [value], "root").line]);
-    assert.equal(inventory.length, 4, JSON.stringify({ value, inventory }));
-    assert.deepEqual(inventory.slice(0, 3), [
+    assert.equal(inventory.length, 6, JSON.stringify({ value, inventory }));
+    assert.deepEqual(inventory.slice(0, 5), [
       "-readonly",
+      "-cmd",
+      ".timeout 3000",
       "-json",
       "/home/clp/htdocs/app/data/db.sq3",
     ]);
     // Inside the SQL the value is a single-quoted literal with its quotes doubled.
     const literal = `'${value.replaceAll("'", "''")}'`;
     assert.ok(
-      inventory[3].includes(`in (${literal}, `),
-      JSON.stringify({ value, sql: inventory[3] }),
+      inventory[5].includes(`in (${literal}, `),
+      JSON.stringify({ value, sql: inventory[5] }),
     );
     assert.deepEqual(passwd, ["passwd", value]);
   }
