@@ -151,6 +151,22 @@ e2e(
       select sites::int, free_capacity::int from public.hosting_server_metrics
       where server = 'cloudpanel-full'`;
       assert.deepEqual({ ...full }, { sites: 1, free_capacity: 0 });
+
+      // Removal runs on the site's own server too.
+      const onB = domains.find((d) => placed[d] === "cloudpanel-b") as string;
+      await sql`select public.hosting_deprovision(${onB})`;
+      await eventually(
+        async () => {
+          const [row] = await sql<{ status_hosting: string }[]>`
+            select status_hosting from public.sites where domain = ${onB}`;
+          return row.status_hosting === "removed";
+        },
+        30_000,
+        `${onB} removed`,
+      );
+      assert.deepEqual(await inventory(onB, "b"), [], "gone from B");
+      assert.ok((await clpctlCalls(onB, "b")).some((c) => c.startsWith("site:delete 0")));
+      assert.ok(!(await clpctlCalls(onB, "a")).some((c) => c.startsWith("site:delete")));
     } finally {
       await cleanUpServers(sql, ids);
     }
