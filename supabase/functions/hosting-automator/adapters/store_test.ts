@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createClient } from "@supabase/supabase-js";
 import { isHostingError } from "../core/errors.ts";
-import { createSupabaseStore } from "./store.ts";
+import { createSupabaseStore, type Targets } from "./store.ts";
 
 const KEY = "sb_secret_store_test_key_0123456789";
 const limits = { maxConcurrent: 3, leaseSeconds: 75, maxAttempts: 8, analyticsLeaseSeconds: 34 };
@@ -11,7 +11,10 @@ const TARGETS = {
   matomo: { target: "matomo:https://analytics.example.com", credential: "sha256:8899aabbccddeeff" },
 };
 
-function storeWith(answer: (url: string, body: unknown) => Response) {
+function storeWith(
+  answer: (url: string, body: unknown) => Response,
+  targets: Targets = TARGETS,
+) {
   const calls: Array<{ url: string; body: unknown; apikey: string | null }> = [];
   const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
     const request = new Request(input, init);
@@ -23,24 +26,27 @@ function storeWith(answer: (url: string, body: unknown) => Response) {
     auth: { persistSession: false, autoRefreshToken: false },
     global: { fetch: fetchFn },
   });
-  return { store: createSupabaseStore(client, limits, 1000, TARGETS), calls };
+  return { store: createSupabaseStore(client, limits, 1000, targets), calls };
 }
 
 const json = (body: unknown, status = 200) =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
+/** A job as hosting_claim answers it, without the fields an older database leaves out. */
+const JOB_ROW = {
+  kind: "provision",
+  site_id: "0b7e5a7c-5d2a-4a53-9d0e-8f0f6d0c1a11",
+  domain: "example.com",
+  attempt: 1,
+  claim_token: "f359c363-b32b-4dbb-b191-4d95129a7b29",
+  lease_until: "2026-11-26T12:10:00+00:00",
+  site_user: null,
+  doc_root: null,
+  matomo_site_id: null,
+};
+
 Deno.test("claim calls hosting_claim with the limits, targets and credential digests and reads the jobs", async () => {
-  const job = {
-    kind: "provision",
-    site_id: "0b7e5a7c-5d2a-4a53-9d0e-8f0f6d0c1a11",
-    domain: "example.com",
-    attempt: 1,
-    claim_token: "f359c363-b32b-4dbb-b191-4d95129a7b29",
-    lease_until: "2026-11-26T12:10:00+00:00",
-    site_user: null,
-    doc_root: null,
-    matomo_site_id: null,
-  };
+  const job = JOB_ROW;
   const { store, calls } = storeWith(() => json({ claimed: [job], site: null }));
   const answer = await store.claim(undefined, 3);
   // A job without a server is the implicit server's (an older database answers so too).
@@ -74,38 +80,19 @@ Deno.test("claim without an implicit server says so, and reads a job's listed se
     host_key_fingerprint: "SHA256:n3ExG7bQ5wOkMcn6yM0vP8m2Dk3oH2V1q9nJbI2h5Zc",
     addresses: ["203.0.113.1", "2001:db8::1"],
   };
-  const calls: Array<Record<string, unknown>> = [];
-  const client = createClient("http://127.0.0.1:54321", KEY, {
-    auth: { persistSession: false, autoRefreshToken: false },
-    global: {
-      fetch: (async (input: string | URL | Request, init?: RequestInit) => {
-        calls.push(await new Request(input, init).json());
-        return json({
-          claimed: [{
-            kind: "provision",
-            site_id: "0b7e5a7c-5d2a-4a53-9d0e-8f0f6d0c1a11",
-            domain: "example.com",
-            attempt: 1,
-            claim_token: "f359c363-b32b-4dbb-b191-4d95129a7b29",
-            lease_until: "2026-11-26T12:10:00+00:00",
-            site_user: null,
-            doc_root: null,
-            matomo_site_id: null,
-            server,
-          }],
-          site: null,
-          paused: { ssh: null, matomo: null, servers: { "nbg-2": "2026-11-26T12:05:00+00:00" } },
-        });
-      }) as typeof fetch,
-    },
-  });
   const { ssh: _implicit, ...targets } = TARGETS;
-  const store = createSupabaseStore(client, limits, 1000, targets);
+  const { store, calls } = storeWith(() =>
+    json({
+      claimed: [{ ...JOB_ROW, server }],
+      site: null,
+      paused: { ssh: null, matomo: null, servers: { "nbg-2": "2026-11-26T12:05:00+00:00" } },
+    }), targets);
   const answer = await store.claim(undefined, 1);
   assert.deepEqual(answer.claimed[0].server, server);
   assert.deepEqual(answer.paused.servers, { "nbg-2": "2026-11-26T12:05:00+00:00" });
-  assert.equal(calls[0].p_ssh_target, null);
-  assert.equal(calls[0].p_implicit_server, false);
+  const body = calls[0].body as Record<string, unknown>;
+  assert.equal(body.p_ssh_target, null);
+  assert.equal(body.p_implicit_server, false);
 });
 
 Deno.test("claim reads the pauses the database reports and a named site's skip reason", async () => {
