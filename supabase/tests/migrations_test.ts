@@ -30,10 +30,10 @@ async function withDatabase(fn: (sql: ReturnType<typeof postgres>, url: string) 
   }
 }
 
-async function dbPush(url: string): Promise<string> {
+async function dbPush(url: string, cwd = root): Promise<string> {
   const output = await new Deno.Command("supabase", {
     args: ["db", "push", "--db-url", `${url}?sslmode=disable`, "--yes"],
-    cwd: root,
+    cwd,
     stdin: "null",
   }).output();
   const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
@@ -136,6 +136,69 @@ stackTest({
         sql`update public.sites set status_hosting = 'done' where domain = 'kept-null.example.com'`,
         /sites_status_hosting_check/,
       );
+    });
+  },
+});
+
+stackTest({
+  needs: ["HA_DB_URL"],
+  name: "a one-server installation upgrades to several servers with db push and nothing else",
+  sanitizeResources: false,
+  async fn() {
+    await withDatabase(async (sql, url) => {
+      // The installation as it was: every migration before hosting_servers, and its sites.
+      const before = await Deno.makeTempDir({ prefix: "ha-upgrade-" });
+      try {
+        await Deno.mkdir(`${before}/supabase/migrations`, { recursive: true });
+        for await (const entry of Deno.readDir(`${root}supabase/migrations`)) {
+          if (entry.name < "20261201120000") {
+            await Deno.copyFile(
+              `${root}supabase/migrations/${entry.name}`,
+              `${before}/supabase/migrations/${entry.name}`,
+            );
+          }
+        }
+        await dbPush(url, before);
+      } finally {
+        await Deno.remove(before, { recursive: true });
+      }
+      await sql`
+        insert into public.sites (domain, status_dns, status_hosting, hosting_doc_root,
+                                  matomo_site_id)
+        values ('live.example.com', 'active', 'active', '/home/live/htdocs/live.example.com', 7),
+               ('due.example.com', 'active', 'pending', null, null)`;
+
+      assert.doesNotMatch(await dbPush(url), /up to date/i, "the new migration is applied");
+      const rows = await sql`
+        select domain, status_hosting, hosting_server, hosting_doc_root from public.sites
+        order by domain`;
+      assert.deepEqual(rows.map((r) => ({ ...r })), [
+        {
+          domain: "due.example.com",
+          status_hosting: "pending",
+          hosting_server: null,
+          hosting_doc_root: null,
+        },
+        {
+          domain: "live.example.com",
+          status_hosting: "active",
+          hosting_server: null,
+          hosting_doc_root: "/home/live/htdocs/live.example.com",
+        },
+      ]);
+      // A function deployed before the upgrade calls the claim as it always did: the due site is
+      // still claimed for its one server (SSH_HOST).
+      const [{ claim }] = await sql`
+        select public.hosting_claim(p_limit => 5, p_ssh_target => 'ssh:root@cp.example.com:22',
+          p_ssh_credential => 'sha256:0011223344556677', p_matomo_target => 'matomo:https://m',
+          p_matomo_credential => 'sha256:8899aabbccddeeff') as claim`;
+      assert.deepEqual(
+        claim.claimed.map((job: { domain: string; server: unknown }) => [job.domain, job.server]),
+        [["due.example.com", null]],
+      );
+      const [{ placed }] = await sql`
+        insert into public.sites (domain) values ('new.example.com') returning hosting_server as placed`;
+      assert.equal(placed, null, "with no listed server a new site still belongs to SSH_HOST");
     });
   },
 });
