@@ -120,6 +120,15 @@ export interface SshConnections {
 /** The exec never reached the server: the connection was gone before its channel opened. */
 class NotStarted extends Error {}
 
+/** The server refused to open the channel on a live connection ("open failed"): nothing ran.
+ * OpenSSH does so above its MaxSessions, which a channel just closed on our side can still count
+ * for a moment (docs/cloudpanel.md#running-clpctl-over-ssh); the command is tried again on the same
+ * connection, after a short wait. */
+class ChannelRefused extends Error {}
+
+/** The waits before each new try of a refused channel (1.55 s in all), then it is a failure. */
+export const CHANNEL_RETRY_MS = [50, 100, 200, 400, 800];
+
 type SshError = Error & { level?: string; code?: string };
 
 /** One TCP connection + SSH session; the host key is verified on every new one. */
@@ -240,6 +249,10 @@ function exec(
         // started it); any other error here arrived while the channel was opening: nothing ran.
         if (error.message !== "Unable to exec" && connection.isGone()) {
           reject(new NotStarted(error.message));
+          return;
+        }
+        if (error.message.startsWith("(SSH) Channel open failure")) {
+          reject(new ChannelRefused(error.message));
           return;
         }
         reject(
@@ -451,12 +464,39 @@ export function createSshConnections(settings: SshConnectionsOptions = {}): SshC
       }
     };
 
+    /** Tries again while the server refuses the channel (CHANNEL_RETRY_MS), then gives up. */
+    const refusedAgain = async (
+      tryOnce: () => Promise<ExecResult>,
+      command: RemoteCommand,
+    ): Promise<ExecResult> => {
+      for (let retry = 0;; retry++) {
+        try {
+          return await tryOnce();
+        } catch (error) {
+          if (!(error instanceof ChannelRefused)) throw error;
+          if (retry >= CHANNEL_RETRY_MS.length) {
+            throw new HostingError(
+              "SSH_CONNECTION_LOST",
+              `${where}: the server refused a channel for ${command.verb} ` +
+                `${CHANNEL_RETRY_MS.length + 1} times: ${error.message}`,
+              { step: "site", cause: error },
+            );
+          }
+          log("warn", "ssh_channel_refused", {
+            msg: `${where}: ${error.message}`,
+            verb: command.verb,
+          });
+          await new Promise((resolve) => setTimeout(resolve, CHANNEL_RETRY_MS[retry]));
+        }
+      }
+    };
+
     return {
       run(command, timeoutMs) {
         if (connectFailure) return Promise.reject(connectFailure);
         return endpoint.channels.run(async () => {
           try {
-            return await attempt(command, timeoutMs);
+            return await refusedAgain(() => attempt(command, timeoutMs), command);
           } catch (error) {
             if (!(error instanceof NotStarted)) throw error;
             // The server had dropped the connection and the command never reached it: once more,
@@ -464,7 +504,7 @@ export function createSshConnections(settings: SshConnectionsOptions = {}): SshC
             log("warn", "ssh_retry", { msg: `${where}: ${error.message}`, verb: command.verb });
           }
           try {
-            return await attempt(command, timeoutMs);
+            return await refusedAgain(() => attempt(command, timeoutMs), command);
           } catch (error) {
             if (!(error instanceof NotStarted)) throw error;
             throw new HostingError(

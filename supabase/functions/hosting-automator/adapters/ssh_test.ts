@@ -102,6 +102,26 @@ test("the channel cap holds: never more commands at once than maxChannels", asyn
   }
 });
 
+test("channels the server refuses above its MaxSessions (4) are tried again, never lost", async () => {
+  // maxChannels above the server's limit: the fifth and sixth channel are refused while four run.
+  const shell = createSshShell({ ...server(), maxChannels: 6 });
+  try {
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => shell.run(cmd(`sleep 0.3; echo ${i}`), 5_000)),
+    );
+    assert.deepEqual(results.map((r) => [r.code, r.stdout.trim()]), [
+      [0, "0"],
+      [0, "1"],
+      [0, "2"],
+      [0, "3"],
+      [0, "4"],
+      [0, "5"],
+    ]);
+  } finally {
+    await shell.close();
+  }
+});
+
 test("commands on an open connection do not stall on delayed ACKs (TCP_NODELAY)", async () => {
   const shell = createSshShell(server());
   try {
