@@ -321,6 +321,7 @@ as $$
 declare
   v_busy integer;
   v_room integer;
+  v_lifted record;
   v_jobs jsonb;
   v_analytics jsonb;
   v_site jsonb;
@@ -366,15 +367,16 @@ begin
   end if;
   -- A listed server paused for a key the function no longer uses: the operator changed the key.
   if p_ssh_keys is not null then
-    with lifted as (
+    for v_lifted in
       update public.hosting_servers h
       set paused_until = null, failures = 0, health_key = null
       from public.hosting_servers old_h
       where old_h.name = h.name and h.paused_until > now()
         and h.health_key is distinct from coalesce(p_ssh_keys ->> h.name, p_ssh_keys ->> '*')
       returning h.name, old_h.paused_until
-    )
-    select count(public.hosting_lift_server_pause(l.name, l.paused_until)) into v_busy from lifted l;
+    loop
+      perform public.hosting_lift_server_pause(v_lifted.name, v_lifted.paused_until);
+    end loop;
   end if;
   v_ssh_paused := public.hosting_paused_until(p_ssh_target, p_ssh_credential);
   v_matomo_paused := public.hosting_paused_until(p_matomo_target, p_matomo_credential);

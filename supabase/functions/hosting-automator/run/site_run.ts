@@ -250,7 +250,7 @@ export class SiteRun {
     const reason = `the run stopped on ${target}: ${code}`;
     this.#failedServers.set(target, reason);
     const mine = this.#queue.filter((job) =>
-      job.kind !== "analytics" && this.#jobContext(job)?.targets.ssh.target === target
+      job.kind !== "analytics" && this.#ctx.servers.serverOf(job)?.health.target === target
     );
     if (mine.length === 0) return;
     this.#queue.splice(0, this.#queue.length, ...this.#queue.filter((job) => !mine.includes(job)));

@@ -304,7 +304,8 @@ export const TEST_SSH: SshSettings = {
     user: "root",
     hostKeyFingerprint: "SHA256:n3ExG7bQ5wOkMcn6yM0vP8m2Dk3oH2V1q9nJbI2h5Zc",
   },
-  privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n",
+  // Not a key: no SSH connection is made with it (the fake shells answer instead).
+  privateKey: "not a key: unit tests never connect",
   keys: {},
   connectTimeoutMs: 8_000,
   maxChannels: 4,
